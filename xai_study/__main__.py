@@ -1,0 +1,3 @@
+from xai_study.cli import main
+
+raise SystemExit(main())
