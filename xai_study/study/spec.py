@@ -1,0 +1,287 @@
+"""The study folder format: ``study_data/<name>/study.yaml`` (or ``study.json``) + media.
+
+A study file looks like::
+
+    name: demo
+    title: Which explanation of a deepfake detector do you prefer?
+    sections_shown: 20          # sections per participant (all when omitted)
+    q2_mode: single             # or: multiple
+    explainers: [gradcam, shap, ltpa, bonettini]
+    completion_code: XAI-DEMO-2026
+    redirect_url: "https://app.prolific.com/submissions/complete?cc={code}"   # optional
+    retention: "until the end of the project, at most 2 years"
+    contact: "study-team@example.org"
+    attention_checks:
+      - id: ac1
+        after: 2                # shown after the 2nd section
+        question: "To show that you read this, choose 'Blue'."
+        choices: [Red, Blue, Green]
+        answer: Blue
+    sections:
+      - id: s01
+        video_id: fake_001      # id of the fake video (what analysis reports)
+        real_video_id: real_001
+        real: media/s01_real.mp4
+        fake: media/s01_fake.mp4
+        animations:             # one per explainer, all inside the folder
+          gradcam: media/s01_gradcam.mp4
+          shap: media/s01_shap.mp4
+          ltpa: media/s01_ltpa.mp4
+          bonettini: media/s01_bonettini.mp4
+
+Media paths are relative to the folder and must stay inside it (only the folder's
+``media/`` files are served). :func:`load_study` validates everything and raises a
+one-line :class:`~xai_study.errors.StudyError` on the first problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xai_study.errors import StudyError
+
+STUDY_FILES = ("study.yaml", "study.yml", "study.json")
+MEDIA_SUFFIXES = (".mp4", ".webm", ".gif", ".png", ".jpg", ".jpeg")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+DEFAULT_TEXTS = {
+    "q1": "Which video contains a FAKE face?",
+    "q2": (
+        "A bot thinks that this face has been edited (indeed it is). Which of the "
+        "{n} animations best explains why the bot believes this?"
+    ),
+    "q2_multiple": (
+        "A bot thinks that this face has been edited (indeed it is). Which ones of the "
+        "{n} animations best explain why the bot believes this? (choose one or more)"
+    ),
+    "intro": (
+        "You will watch short videos of faces. In each section, first tell us which of "
+        "two videos contains a fake (edited) face, then which animation best explains "
+        "why a detector program thinks a face is fake."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    after: int
+    question: str
+    choices: tuple[str, ...]
+    answer: str
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    id: str
+    video_id: str
+    real_video_id: str
+    real: Path
+    fake: Path
+    animations: dict[str, Path]
+
+
+@dataclass
+class StudySpec:
+    root: Path
+    name: str
+    title: str
+    sections: list[SectionSpec]
+    explainers: list[str]
+    sections_shown: int
+    q2_mode: str = "single"
+    completion_code: str = ""
+    redirect_url: str = ""
+    retention: str = "until the end of the research project, at most 2 years"
+    contact: str = "the study team"
+    attention_checks: list[CheckSpec] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+    file_hash: str = ""
+    path: Path | None = None
+
+    def section(self, section_id: str) -> SectionSpec:
+        for sec in self.sections:
+            if sec.id == section_id:
+                return sec
+        raise StudyError(f"unknown section {section_id!r}")
+
+    def text(self, key: str) -> str:
+        value = self.texts.get(key) or DEFAULT_TEXTS.get(key, "")
+        return value.replace("{n}", str(len(self.explainers)))
+
+    @property
+    def media_dir(self) -> Path:
+        return self.root / "media"
+
+    def redirect_for(self, code: str) -> str:
+        return self.redirect_url.replace("{code}", code) if self.redirect_url else ""
+
+
+def find_study_file(root: Path) -> Path:
+    if root.is_file():
+        return root
+    if not root.is_dir():
+        raise StudyError(f"study folder not found: {root}")
+    for name in STUDY_FILES:
+        if (root / name).is_file():
+            return root / name
+    raise StudyError(f"no study file ({' / '.join(STUDY_FILES)}) in {root}")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"{path}: not valid {path.suffix[1:].upper()}: {first}") from exc
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: the study file must be a mapping")
+    return data
+
+
+def _media(root: Path, value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise StudyError(f"{where}: a media path is required")
+    rel = Path(value)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise StudyError(f"{where}: media path must be relative and inside the study folder")
+    if rel.suffix.lower() not in MEDIA_SUFFIXES:
+        raise StudyError(f"{where}: unsupported media type {rel.suffix!r}")
+    full = (root / rel).resolve()
+    media = (root / "media").resolve()
+    if media not in full.parents:
+        raise StudyError(f"{where}: media must be under the study's media/ folder")
+    if not full.is_file():
+        raise StudyError(f"{where}: media file not found: {value}")
+    return full
+
+
+def _ident(value: Any, where: str) -> str:
+    value = str(value) if value is not None else ""
+    if not _ID.match(value):
+        raise StudyError(f"{where}: id {value!r} must be 1-100 letters, digits, '_', '-', '.'")
+    return value
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Load and validate a study folder (or a study file inside one)."""
+    study_file = find_study_file(Path(path).expanduser())
+    root = study_file.parent.resolve()
+    data = _read(study_file)
+    raw_sections = data.get("sections")
+    if not isinstance(raw_sections, list) or not raw_sections:
+        raise StudyError(f"{study_file}: 'sections' must be a non-empty list")
+    explainers = data.get("explainers")
+    sections: list[SectionSpec] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_sections, 1):
+        where = f"{study_file.name}: section {i}"
+        if not isinstance(raw, dict):
+            raise StudyError(f"{where}: must be a mapping")
+        sid = _ident(raw.get("id", f"s{i:02d}"), where)
+        if sid in seen:
+            raise StudyError(f"{where}: duplicate section id {sid!r}")
+        seen.add(sid)
+        anims = raw.get("animations")
+        if not isinstance(anims, dict) or len(anims) < 2:
+            raise StudyError(f"{where}: 'animations' must map at least 2 explainers to files")
+        if explainers is None:
+            explainers = list(anims)
+        if sorted(anims) != sorted(explainers):
+            raise StudyError(
+                f"{where}: animations {sorted(anims)} do not match explainers {sorted(explainers)}"
+            )
+        sections.append(
+            SectionSpec(
+                id=sid,
+                video_id=_ident(raw.get("video_id", sid), where),
+                real_video_id=_ident(raw.get("real_video_id", f"{sid}_real"), where),
+                real=_media(root, raw.get("real"), f"{where} real"),
+                fake=_media(root, raw.get("fake"), f"{where} fake"),
+                animations={
+                    _ident(k, where): _media(root, v, f"{where} animation {k}")
+                    for k, v in anims.items()
+                },
+            )
+        )
+    explainers = [_ident(e, f"{study_file.name}: explainers") for e in explainers]
+    shown = data.get("sections_shown", len(sections))
+    if not isinstance(shown, int) or isinstance(shown, bool) or not 1 <= shown <= len(sections):
+        raise StudyError(
+            f"{study_file.name}: sections_shown must be an integer from 1 to {len(sections)}"
+        )
+    q2_mode = data.get("q2_mode", "single")
+    if q2_mode not in ("single", "multiple"):
+        raise StudyError(f"{study_file.name}: q2_mode must be 'single' or 'multiple'")
+    checks: list[CheckSpec] = []
+    for j, raw in enumerate(data.get("attention_checks") or [], 1):
+        where = f"{study_file.name}: attention check {j}"
+        if not isinstance(raw, dict):
+            raise StudyError(f"{where}: must be a mapping")
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or len(choices) < 2:
+            raise StudyError(f"{where}: 'choices' must list at least 2 options")
+        choices = tuple(str(c) for c in choices)
+        answer = str(raw.get("answer", ""))
+        if answer not in choices:
+            raise StudyError(f"{where}: 'answer' must be one of the choices")
+        after = raw.get("after", shown)
+        if not isinstance(after, int) or not 1 <= after <= shown:
+            raise StudyError(f"{where}: 'after' must be a section number from 1 to {shown}")
+        question = str(raw.get("question") or "").strip()
+        if not question:
+            raise StudyError(f"{where}: 'question' is required")
+        checks.append(
+            CheckSpec(_ident(raw.get("id", f"ac{j}"), where), after, question, choices, answer)
+        )
+    if len({c.id for c in checks}) != len(checks):
+        raise StudyError(f"{study_file.name}: duplicate attention check ids")
+    redirect = str(data.get("redirect_url") or "")
+    if redirect and not redirect.startswith(("https://", "http://")):
+        raise StudyError(f"{study_file.name}: redirect_url must be an http(s) URL")
+    texts = data.get("texts") or {}
+    if not isinstance(texts, dict):
+        raise StudyError(f"{study_file.name}: 'texts' must be a mapping")
+    name = _ident(data.get("name", root.name), f"{study_file.name}: name")
+    code = str(data.get("completion_code") or "")
+    if not code:
+        code = "XS-" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+    return StudySpec(
+        root=root,
+        name=name,
+        title=str(data.get("title") or "Deepfake explanation study"),
+        sections=sections,
+        explainers=explainers,
+        sections_shown=shown,
+        q2_mode=q2_mode,
+        completion_code=code,
+        redirect_url=redirect,
+        retention=str(data.get("retention") or StudySpec.retention),
+        contact=str(data.get("contact") or StudySpec.contact),
+        attention_checks=checks,
+        texts={str(k): str(v) for k, v in texts.items()},
+        file_hash=hashlib.sha256(study_file.read_bytes()).hexdigest(),
+        path=study_file,
+    )
+
+
+def write_study(data: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``study.yaml`` into ``out_dir`` and validate it by loading it back."""
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "study.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    load_study(out_dir)
+    return path

@@ -1,0 +1,61 @@
+"""What every page of the web app gets: the study, the database and the settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from xai_study.study.db import Database
+    from xai_study.study.spec import StudySpec
+
+#: Environment variable holding the password of the results page.
+ADMIN_PASSWORD_ENV = "XAI_STUDY_ADMIN_PASSWORD"
+#: Development fallback password, used only when not in production mode.
+DEV_ADMIN_PASSWORD = "admin"
+
+
+@dataclass
+class AppContext:
+    """Shared state of one ``xai-study serve`` process.
+
+    ``admin_password`` is ``None`` when the results page must stay locked (production
+    mode without ``XAI_STUDY_ADMIN_PASSWORD``). ``study_row_id`` is the id of the study
+    in the database. Pages must treat the context as read-only.
+    """
+
+    study: StudySpec
+    db: Database
+    admin_password: str | None = None
+    production: bool = False
+    models_dir: Path = field(default_factory=lambda: Path("models"))
+    cache_dir: Path = field(default_factory=lambda: Path(".cache") / "xai_study")
+    max_upload_mb: float = 50.0
+    study_row_id: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def study_dir(self) -> Path:
+        return self.study.root
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def check_admin(self, password: str | None) -> bool:
+        """Constant-time check of the results-page password (always False when locked)."""
+        import hmac
+
+        if not self.admin_password or not password:
+            return False
+        return hmac.compare_digest(str(password).encode(), self.admin_password.encode())
+
+
+def admin_password_from_env(production: bool) -> str | None:
+    """The admin password: the env var, else ``admin`` in development, else None."""
+    value = os.environ.get(ADMIN_PASSWORD_ENV) or None
+    if value is None and not production:
+        return DEV_ADMIN_PASSWORD
+    return value
