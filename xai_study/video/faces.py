@@ -1,0 +1,255 @@
+"""Face detection (facenet-pytorch MTCNN, CPU, batched) and single-identity tracking.
+
+``detect_faces`` runs MTCNN on a batch of RGB frames. Frames whose longest side is above
+``max_side`` are downscaled (area interpolation) for detection only, and the boxes and
+landmarks are mapped back to source pixels, so crops can be cut from the full-resolution
+frame. The MTCNN weights ship inside the facenet-pytorch wheel; the networks are loaded
+once per process (guarded by a lock, since the web app calls this from threads).
+
+``track_faces`` keeps one identity over the sampled frames: it starts from the most
+confident face (ties broken by size) and links frames forwards and backwards by box
+overlap (IoU) or, failing that, by centre distance relative to the face size, so that a
+second person entering a frame cannot take over the track.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MAX_SIDE = 640
+DEFAULT_MIN_PROB = 0.9
+DEFAULT_MIN_FACE_SIZE = 20
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
+DEFAULT_BATCH_SIZE = 16
+
+_MODEL_LOCK = threading.Lock()
+_MODEL = None
+
+
+@dataclass
+class Face:
+    """One detected face, in source-frame pixels."""
+
+    box: np.ndarray  # (4,) float32 x1, y1, x2, y2
+    prob: float
+    landmarks: np.ndarray  # (5, 2) float32 x, y: left eye, right eye, nose, mouth L, mouth R
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def size(self) -> float:
+        """max(width, height) of the box."""
+        return max(self.width, self.height)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return np.array(
+            [(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2], dtype=np.float64
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "prob": round(float(self.prob), 5),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+        }
+
+
+def get_mtcnn():
+    """The process-wide MTCNN (P/R/O-nets with the weights bundled in facenet-pytorch)."""
+    global _MODEL
+    if _MODEL is None:
+        with _MODEL_LOCK:
+            if _MODEL is None:
+                import torch
+                from facenet_pytorch import MTCNN
+
+                model = MTCNN(keep_all=True, device=torch.device("cpu"))
+                model.eval()
+                _MODEL = model
+    return _MODEL
+
+
+def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def _detect_batch(
+    batch: np.ndarray,
+    min_face_size: int,
+    thresholds: Sequence[float],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Raw MTCNN on equally sized uint8 frames: per frame (n, 5) boxes+prob, (n, 5, 2)."""
+    import torch
+    from facenet_pytorch.models.utils.detect_face import detect_face
+
+    model = get_mtcnn()
+    with torch.inference_mode():
+        try:
+            boxes, points = detect_face(
+                batch,
+                min_face_size,
+                model.pnet,
+                model.rnet,
+                model.onet,
+                list(thresholds),
+                model.factor,
+                torch.device("cpu"),
+            )
+        except RuntimeError as exc:
+            # facenet-pytorch concatenates an empty candidate list when every first-stage
+            # box falls outside the image: that simply means "no face".
+            if "expected a non-empty list" not in str(exc):
+                raise
+            empty_b = np.zeros((0, 5), np.float32)
+            empty_p = np.zeros((0, 5, 2), np.float32)
+            return [empty_b] * len(batch), [empty_p] * len(batch)
+    out_b = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in boxes]
+    out_p = [np.asarray(p, dtype=np.float32).reshape(-1, 5, 2) for p in points]
+    return out_b, out_p
+
+
+def detect_faces(
+    frames: np.ndarray | Sequence[np.ndarray],
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    min_prob: float = DEFAULT_MIN_PROB,
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[Face]]:
+    """Detect faces in RGB uint8 frames (T×H×W×3 array, or a list of H×W×3 arrays).
+
+    Returns, per frame, the faces with ``prob >= min_prob`` sorted by decreasing
+    probability. ``max_side`` bounds the longest side of the image MTCNN sees (``None``:
+    full resolution); ``min_face_size`` is in detection pixels. ``progress`` is called
+    with the number of frames done after each batch.
+    """
+    if isinstance(frames, np.ndarray):
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
+        frame_list = list(frames)
+    else:
+        frame_list = [np.asarray(f) for f in frames]
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    results: list[list[Face]] = [[] for _ in frame_list]
+    # Group frames by size: MTCNN batches need equally sized images.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, f in enumerate(frame_list):
+        if f.ndim != 3 or f.shape[-1] != 3:
+            raise ValueError(f"expected H×W×3 frames, got {f.shape}")
+        groups.setdefault(f.shape[:2], []).append(i)
+    for (h, w), idx in groups.items():
+        scale = 1.0
+        if max_side is not None and max(h, w) > max_side:
+            scale = max_side / max(h, w)
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            imgs = [frame_list[i] for i in chunk]
+            if scale != 1.0:
+                imgs = [_resize(f, scale) for f in imgs]
+            batch = np.ascontiguousarray(np.stack(imgs).astype(np.uint8, copy=False))
+            boxes, points = _detect_batch(batch, min_face_size, thresholds)
+            for i, b, p in zip(chunk, boxes, points, strict=True):
+                faces = [
+                    Face(
+                        box=(b[k, :4] / scale).astype(np.float32),
+                        prob=float(b[k, 4]),
+                        landmarks=(p[k] / scale).astype(np.float32),
+                    )
+                    for k in range(len(b))
+                    if b[k, 4] >= min_prob
+                ]
+                faces.sort(key=lambda f: -f.prob)
+                results[i] = faces
+            if progress is not None:
+                progress(len(chunk))
+    return results
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    union = area_a + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _link_cost(last: Face, cand: Face, gap: int, iou_min: float, max_shift: float) -> float | None:
+    """Cost of linking ``cand`` to the track's ``last`` face ``gap`` samples back, or None.
+
+    A link needs a plausible size change (within 2×) and either box overlap of at least
+    ``iou_min`` or a centre shift of at most ``max_shift`` face sizes (growing a little
+    with the gap, as a face may move more over a longer time).
+    """
+    ratio = cand.size / max(last.size, 1e-6)
+    if not 0.5 <= ratio <= 2.0:
+        return None
+    iou = box_iou(last.box, cand.box)
+    shift = float(np.linalg.norm(cand.centre - last.centre)) / max(last.size, 1e-6)
+    allowed = max_shift * (1.0 + 0.25 * (gap - 1))
+    if iou < iou_min and shift > min(allowed, 2 * max_shift):
+        return None
+    return shift - iou
+
+
+def track_faces(
+    detections: Sequence[Sequence[Face]],
+    iou_min: float = 0.3,
+    max_shift: float = 0.75,
+) -> list[Face | None]:
+    """Follow one identity through per-frame detections.
+
+    The track starts at the most confident face of all frames (ties within 1e-3 broken by
+    the larger box) and grows forwards and backwards: in each frame the candidate with the
+    lowest link cost to the last tracked face is taken; frames with no acceptable
+    candidate get ``None`` (the track continues from the last face it had).
+    """
+    n = len(detections)
+    best: tuple[float, float, int, int] | None = None
+    for t, faces in enumerate(detections):
+        for k, f in enumerate(faces):
+            key = (round(f.prob, 3), f.width * f.height, -t, -k)
+            if best is None or key > best:
+                best = key
+    track: list[Face | None] = [None] * n
+    if best is None:
+        return track
+    t0, k0 = -best[2], -best[3]
+    track[t0] = detections[t0][k0]
+    for direction in (1, -1):
+        last, last_t = track[t0], t0
+        t = t0 + direction
+        while 0 <= t < n:
+            gap = abs(t - last_t)
+            scored = []
+            for f in detections[t]:
+                cost = _link_cost(last, f, gap, iou_min, max_shift)
+                if cost is not None:
+                    scored.append((cost, f))
+            if scored:
+                face = min(scored, key=lambda s: s[0])[1]
+                track[t] = face
+                last, last_t = face, t
+            t += direction
+    return track
