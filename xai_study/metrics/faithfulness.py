@@ -69,9 +69,10 @@ def _resize_maps(n: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def detector_scorer(detector, max_batch_frames: int = 64) -> ScoreFn:
     """Wrap a :class:`~xai_study.detectors.Detector` as a batched video scorer.
 
-    The returned function takes (B, T, H, W, 3) uint8 clips and returns B values of
-    P(fake) = sigmoid(mean over frames of the frame logits), the detector's video score,
-    evaluating at most ``max_batch_frames`` frames per forward pass.
+    The returned function takes (B, T, H, W, 3) uint8 clips and returns B values of the
+    detector's video-level P(fake): its own ``aggregate(frame_logits)`` when it has one
+    (``config["aggregation"]``), else sigmoid of the mean frame logit. All B·T frames are
+    evaluated together, at most ``max_batch_frames`` per forward pass.
     """
     import torch
 
@@ -88,8 +89,11 @@ def detector_scorer(detector, max_batch_frames: int = 64) -> ScoreFn:
             for start in range(0, x.shape[0], max_batch_frames):
                 chunk = x[start : start + max_batch_frames].to(device)
                 logits.append(detector(chunk).reshape(-1).float().cpu())
-        per_clip = torch.cat(logits).reshape(b, t).mean(dim=1)
-        return torch.sigmoid(per_clip).numpy().astype(np.float64)
+        per_frame = torch.cat(logits).reshape(b, t).numpy().astype(np.float64)
+        aggregate = getattr(detector, "aggregate", None)
+        if callable(aggregate):  # the detector's own video aggregation (config)
+            return np.array([float(aggregate(row)) for row in per_frame])
+        return 1.0 / (1.0 + np.exp(-per_frame.mean(axis=1)))
 
     return score
 

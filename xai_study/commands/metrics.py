@@ -1,0 +1,200 @@
+"""``xai-study metrics`` (V, τ, ρ, μ of saved maps) and ``xai-study evaluate`` (data sets)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xai_study.errors import XaiStudyError
+
+METRICS_HELP = """\
+Compute the paper's four explanation metrics for saved maps (design §2):
+  V    variance of each frame, averaged (descriptive)
+  tau  inter-frame consistency: mean Pearson r of consecutive frames (higher = steadier)
+  rho  intra-frame consistency: autocorrelation at 10 %% shifts (higher = smoother)
+  mu   centredness: share of relevance in the central quarter (higher = more central)
+Each FILE.npz holds an array 'maps' (T x H x W). Signed maps (SHAP, LIME, IG) keep only
+their positive part: store a boolean 'signed' in the file or pass --signed. When the file
+also holds a ground-truth 'mask' (T x H x W or H x W), mass accuracy and the pointing game
+are added with their chance level (the mask's area share). Undefined values print as nan
+(null in JSON).
+
+examples:
+  xai-study metrics out/gradcam.npz out/shap3d.npz
+  xai-study metrics out/*.npz --json > metrics.json"""
+
+EVALUATE_HELP = """\
+Explain every video of a labelled data set with each explainer and measure the
+explanations: the paper's V, tau, rho, mu; localisation against the ground-truth masks
+of the fakes (relevance mass accuracy and pointing game, each with its chance level,
+the mask's area share); faithfulness (deletion and insertion AUC of the video P(fake));
+and, with --sanity, the model-randomisation check (Spearman correlation with the
+explanation of a detector whose weights are all re-initialised).
+
+Writes DIR/per_video.csv (one row per video x explainer, appended as it goes: re-running
+the same command resumes and skips finished rows), DIR/summary.csv and DIR/summary.md
+(mean and 95 %% bootstrap interval per explainer x metric, fake and real videos
+separately, with n) and DIR/summary.png.
+
+LABELS.csv needs a column 'path' (or 'video'/'file'; relative to the CSV's folder) and
+'label' (fake/real or 1/0); optional 'split' (used by --split) and 'mask' (a mask file
+for the fake videos).
+
+examples:
+  xai-study evaluate --data study_data/demo_data/labels.csv \\
+      --explainers gradcam,shap3d,ltpa,bonettini --out results/demo --preset fast
+  xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "metrics",
+        help="V, tau, rho, mu (paper metrics) of explanation maps saved as .npz",
+        description=METRICS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE.npz", help="files with an array 'maps'")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument(
+        "--signed",
+        action="store_true",
+        help="treat the maps as signed (keep max(M, 0)) even without a 'signed' flag",
+    )
+    p.set_defaults(func=run_metrics)
+
+    e = subparsers.add_parser(
+        "evaluate",
+        help="explain a labelled data set with several explainers and tabulate the metrics",
+        description=EVALUATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("--data", required=True, metavar="LABELS.csv", help="labelled video list")
+    e.add_argument(
+        "--explainers",
+        required=True,
+        metavar="LIST",
+        help="comma-separated explainer names, e.g. gradcam,shap3d,ltpa,bonettini",
+    )
+    e.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
+    e.add_argument(
+        "--preset",
+        choices=("fast", "paper"),
+        default="fast",
+        help="explainer/clip settings: fast (few frames, few samples) or paper (default: fast)",
+    )
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N videos only")
+    e.add_argument("--split", default=None, help="only rows whose 'split' column equals this")
+    e.add_argument(
+        "--detector",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="detector for explainers that work on any model (default: the demo 'plain')",
+    )
+    e.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="deletion/insertion steps (default: 8 fast, 20 paper; 0 skips faithfulness)",
+    )
+    e.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also run the model-randomisation check (explains every video twice)",
+    )
+    e.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (2000)")
+    e.add_argument("--seed", type=int, default=0, help="seed for explainers and bootstrap")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=run_evaluate)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _load_npz(path: Path, force_signed: bool):
+    import numpy as np
+
+    if not path.is_file():
+        raise XaiStudyError(f"{path}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception:
+        raise XaiStudyError(f"{path}: not a readable .npz file") from None
+    if not hasattr(data, "files"):  # np.load returned a plain .npy array
+        raise XaiStudyError(f"{path}: a .npy array, not an .npz file with an array 'maps'")
+    with data:
+        if "maps" not in data.files:
+            raise XaiStudyError(
+                f"{path}: no array 'maps' (found: {', '.join(data.files) or 'none'})"
+            )
+        maps = np.asarray(data["maps"])
+        signed = force_signed or (
+            bool(np.asarray(data["signed"]).item()) if "signed" in data.files else False
+        )
+        mask = np.asarray(data["mask"]) if "mask" in data.files else None
+    if maps.ndim == 2:
+        maps = maps[None]
+    if maps.ndim != 3 or 0 in maps.shape:
+        raise XaiStudyError(f"{path}: 'maps' must be T x H x W, got shape {maps.shape}")
+    if not np.issubdtype(maps.dtype, np.number) or maps.dtype == np.bool_:
+        maps = maps.astype(np.float64)
+    if not np.all(np.isfinite(maps)):
+        raise XaiStudyError(f"{path}: 'maps' contains NaN or infinite values")
+    return maps, signed, mask
+
+
+def file_metrics(path: Path, force_signed: bool = False) -> dict:
+    from xai_study.metrics import localisation_metrics, paper_metrics
+
+    maps, signed, mask = _load_npz(path, force_signed)
+    row = {"file": str(path), **paper_metrics(maps, signed=signed)}
+    if mask is not None:
+        row.update(localisation_metrics(maps, mask, signed=signed))
+    return row
+
+
+def run_metrics(args) -> int:
+    from xai_study.metrics import to_json_value
+
+    rows = [file_metrics(Path(f), args.signed) for f in args.files]
+    if args.json:
+        out = [{k: (v if k == "file" else to_json_value(v)) for k, v in r.items()} for r in rows]
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    keys = [k for k in rows[0] if k != "file"]
+    for r in rows[1:]:
+        keys += [k for k in r if k != "file" and k not in keys]
+    width = max(len("file"), *(len(r["file"]) for r in rows))
+    widths = [max(8, len(k)) for k in keys]
+    print(
+        f"{'file':<{width}}  " + "  ".join(f"{k:>{w}}" for k, w in zip(keys, widths, strict=True))
+    )
+    for r in rows:
+        cells = [
+            " " * w if r.get(k) is None else f"{r[k]:>{w}.4f}"
+            for k, w in zip(keys, widths, strict=True)
+        ]
+        print(f"{r['file']:<{width}}  " + "  ".join(cells))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from xai_study.metrics.evaluate import evaluate
+
+    evaluate(
+        data=Path(args.data),
+        explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
+        out=Path(args.out),
+        preset=args.preset,
+        limit=args.limit,
+        split=args.split,
+        detector=args.detector,
+        steps=args.steps,
+        sanity=args.sanity,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    return 0
