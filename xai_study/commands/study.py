@@ -1,0 +1,185 @@
+"""``xai-study serve`` (the web app) and ``xai-study build-study`` (a study folder)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from xai_study.errors import StudyError
+
+DEFAULT_STUDY = "study_data/demo"
+
+SERVE_HELP = """\
+Serve the web app: the participant survey at /, the results page at /results (admin
+password) and the live demo at /demo.
+
+Answers go to the database given by --db or the DATABASE_URL environment variable
+(any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db); by default a SQLite file
+next to the study folder (study_data/demo.sqlite3). The schema is created on first start;
+several servers may share one PostgreSQL database.
+
+The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production the
+fallback password is 'admin'; with --production and no password the page stays locked.
+
+examples:
+  xai-study serve
+  XAI_STUDY_ADMIN_PASSWORD=s3cret xai-study serve --production --host 0.0.0.0
+  xai-study serve --study study_data/mystudy --db postgresql+psycopg://u:p@db/xai
+  participants from Prolific: https://HOST/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID=...
+"""
+
+BUILD_HELP = """\
+Build a study folder from a labelled set of videos: pairs each fake video with a real
+one, runs the detector and the explainers on the fake (xai_study.pipeline.analyse_video),
+renders one explanation animation per explainer, copies the videos (re-encoded to small
+H.264 MP4s) into OUT/media/ and writes OUT/study.yaml.
+
+LABELS.csv needs the columns 'path' (relative to the CSV's folder or absolute) and
+'label' (real/fake or 0/1); an optional 'id' column names the videos.
+
+example:
+  xai-study build-study --data study_data/demo_data/labels.csv --out study_data/demo \\
+      --sections 4
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the survey, results and demo web app",
+        description=SERVE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study", default=DEFAULT_STUDY, help=f"study folder (default {DEFAULT_STUDY})")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy database URL (default: DATABASE_URL or SQLite next to the study)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--production", action="store_true", help="no default admin password")
+    p.add_argument(
+        "--models", default="models", help="folder of detector checkpoints for the demo page"
+    )
+    p.add_argument("--cache", default=".cache/xai_study", help="cache folder for the demo page")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50)"
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=16, help="events processed at once (default 16)"
+    )
+    p.set_defaults(func=run_serve)
+
+    b = subparsers.add_parser(
+        "build-study",
+        help="build a study folder (videos + explanation animations + study.yaml)",
+        description=BUILD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("--data", required=True, help="labels CSV (columns path,label[,id])")
+    b.add_argument("--out", required=True, help="output study folder (study_data/NAME)")
+    b.add_argument(
+        "--sections",
+        type=int,
+        default=None,
+        help="number of sections (default: as many fakes as there are real videos to pair)",
+    )
+    b.add_argument(
+        "--shown", type=int, default=None, help="sections shown to each participant (default all)"
+    )
+    b.add_argument(
+        "--detector", default="plain", help="detector for Grad-CAM and SHAP (default plain)"
+    )
+    b.add_argument(
+        "--explainers",
+        default="gradcam,shap,ltpa,bonettini",
+        help="comma-separated explainers (default gradcam,shap,ltpa,bonettini)",
+    )
+    b.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    b.add_argument(
+        "--size", type=int, default=160, help="face crop size of the animations (default 160)"
+    )
+    b.add_argument("--seed", type=int, default=0, help="seed of the video pairing (default 0)")
+    b.add_argument("--title", default=None, help="study title")
+    b.add_argument("--q2-mode", choices=["single", "multiple"], default="single")
+    b.add_argument(
+        "--no-attention-check", action="store_true", help="leave out the attention check"
+    )
+    b.add_argument("--force", action="store_true", help="overwrite an existing study folder")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=run_build)
+
+
+def make_context(args: argparse.Namespace):
+    """AppContext from ``serve`` options (shared with the load test)."""
+    from sqlalchemy.engine import make_url
+
+    from xai_study.study.db import Database, default_db_url
+    from xai_study.study.spec import load_study
+    from xai_study.ui.context import AppContext, admin_password_from_env
+
+    study = load_study(args.study)
+    url = args.db or default_db_url(study.root)
+    db = Database(url)
+    db_path = None
+    if db.is_sqlite:
+        name = make_url(db.url).database
+        if name and name != ":memory:":
+            db_path = Path(name).resolve()
+    ctx = AppContext(
+        study=study,
+        db=db,
+        admin_password=admin_password_from_env(args.production),
+        production=args.production,
+        models_dir=Path(args.models),
+        cache_dir=Path(args.cache),
+        max_upload_mb=args.max_upload_mb,
+    )
+    return ctx, db_path
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise StudyError(f"--port must be 1-65535, got {args.port}")
+    if args.max_upload_mb <= 0:
+        raise StudyError("--max-upload-mb must be positive")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    ctx, db_path = make_context(args)
+    from xai_study.ui.app import serve
+
+    where = f"http://{args.host}:{args.port}/"
+    print(f"serving study '{ctx.study.name}' on {where} (results: {where}results)", flush=True)
+    if ctx.admin_password is None:
+        print("results page locked: set XAI_STUDY_ADMIN_PASSWORD to open it", flush=True)
+    try:
+        serve(ctx, args.host, args.port, db_path=db_path, concurrency=args.concurrency)
+    except OSError as exc:
+        raise StudyError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from exc
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from xai_study.study.build import build_study
+
+    path = build_study(
+        data_csv=Path(args.data),
+        out_dir=Path(args.out),
+        sections=args.sections,
+        shown=args.shown,
+        detector=args.detector,
+        explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
+        num_frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        title=args.title,
+        q2_mode=args.q2_mode,
+        attention_check=not args.no_attention_check,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    print(f"wrote {path}")
+    return 0

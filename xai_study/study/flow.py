@@ -1,0 +1,287 @@
+"""The survey as a state machine over the database (no gradio).
+
+Steps, in order: ``consent`` -> ``demographics`` -> ``section`` 1..n (with attention
+checks inserted after the section they name) -> ``complete``. The current step is always
+derived from what is stored, so a reload, a second browser tab, a second server process
+or a server restart all resume at the same place. Every submission is validated here,
+on the server: the participant token must exist, the step must be the current one (or
+an already answered one, which returns the stored answer unchanged: double clicks and
+replays are idempotent), and every value must be one of the allowed choices.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from xai_study.errors import XaiStudyError
+from xai_study.study.assign import make_assignment, new_seed, slot_labels
+from xai_study.study.db import FAMILIARITY, Q1_ANSWERS, SCREENS, Database, Participant, utcnow
+from xai_study.study.spec import StudySpec
+
+Q1_LABELS = {"video1": "Video 1", "video2": "Video 2", "dont_know": "I do not know"}
+SCREEN_LABELS = {"large": "Large (computer, laptop, tablet)", "small": "Small (phone)"}
+FAMILIARITY_LABELS = {
+    "yes": "Yes, I know what deepfakes are",
+    "heard of it": "I have heard of them",
+    "no": "No",
+}
+MAX_PARAM_LEN = 100
+
+
+class SurveyError(XaiStudyError):
+    """A submission that the survey rejects (shown to the participant as one line)."""
+
+
+@dataclass
+class Step:
+    """Where a participant is. ``kind`` is consent / demographics / section / check /
+    complete; ``position`` is the 1-based section number (for a check, the section it
+    follows)."""
+
+    kind: str
+    position: int = 0
+    total: int = 0
+    answered: int = 0
+    section: dict[str, Any] = field(default_factory=dict)
+    check: Any = None
+    code: str = ""
+    redirect: str = ""
+
+    @property
+    def progress(self) -> str:
+        if self.kind in ("consent", "demographics"):
+            return f"0 of {self.total} sections"
+        return f"{self.answered} of {self.total} sections"
+
+
+def _clean_param(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) > MAX_PARAM_LEN or not text.isprintable():
+        raise SurveyError("invalid URL parameter")
+    return text
+
+
+def _as_utc(value: _dt.datetime | None) -> _dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=_dt.UTC)
+    return value
+
+
+class Survey:
+    """The survey of one study on one database."""
+
+    def __init__(self, study: StudySpec, db: Database) -> None:
+        self.study = study
+        self.db = db
+        self.study_row_id = db.ensure_study(study.name, study.title, study.file_hash).id
+
+    # -- participants -----------------------------------------------------------------
+    def participant(self, token: str | None) -> Participant | None:
+        """The participant with this resume token in this study, else None."""
+        if not token:
+            return None
+        par = self.db.participant_by_token(str(token))
+        if par is None or par.study_id != self.study_row_id:
+            return None
+        return par
+
+    def find(self, token: str | None = None, params: dict[str, Any] | None = None):
+        """Resume: by token (browser storage / link), else by ``PROLIFIC_PID``."""
+        par = self.participant(token)
+        if par is None and params:
+            pid = _clean_param(params.get("PROLIFIC_PID"))
+            if pid:
+                par = self.db.participant_by_prolific(self.study_row_id, pid)
+        return par
+
+    def consent(self, agreed: bool, params: dict[str, Any] | None = None) -> Participant:
+        """Create the participant (nothing is stored before this)."""
+        if agreed is not True:
+            raise SurveyError("please tick the consent box to take part")
+        params = params or {}
+        pid = _clean_param(params.get("PROLIFIC_PID"))
+        if pid:
+            existing = self.db.participant_by_prolific(self.study_row_id, pid)
+            if existing is not None:
+                return existing
+        arm = self.db.count_participants(self.study_row_id) % max(1, len(self.study.explainers))
+        seed = new_seed()
+        return self.db.create_participant(
+            self.study_row_id,
+            seed=seed,
+            arm=arm,
+            assignment=make_assignment(self.study, seed, arm),
+            prolific_pid=pid,
+            prolific_study_id=_clean_param(params.get("STUDY_ID")),
+            prolific_session_id=_clean_param(params.get("SESSION_ID")),
+        )
+
+    def _require(self, token: str | None) -> Participant:
+        par = self.participant(token)
+        if par is None:
+            raise SurveyError("your session was not found: please reload the page")
+        if par.status == "withdrawn":
+            raise SurveyError("you have withdrawn from this study")
+        return par
+
+    # -- steps ------------------------------------------------------------------------
+    def _plan(self, par: Participant) -> list[tuple[str, Any]]:
+        plan: list[tuple[str, Any]] = []
+        sections = par.assignment_dict()["sections"]
+        for pos, entry in enumerate(sections, 1):
+            plan.append(("section", (pos, entry)))
+            for chk in self.study.attention_checks:
+                if chk.after == pos:
+                    plan.append(("check", (pos, chk)))
+        return plan
+
+    def step(self, token: str | None) -> Step:
+        """The participant's current step (``consent`` for an unknown token)."""
+        par = self.participant(token)
+        total = self.study.sections_shown
+        if par is None:
+            return Step("consent", total=total)
+        total = len(par.assignment_dict()["sections"])
+        if par.demographics_at is None:
+            return Step("demographics", total=total)
+        answered = {a.section for a in self.db.answers(par.id)}
+        checked = {c.check_id for c in self.db.checks(par.id)}
+        for kind, (pos, item) in self._plan(par):
+            if kind == "section" and item["section"] not in answered:
+                return Step(
+                    "section",
+                    position=pos,
+                    total=total,
+                    answered=len(answered),
+                    section=self.section_view(par, pos),
+                )
+            if kind == "check" and item.id not in checked:
+                return Step("check", position=pos, total=total, answered=len(answered), check=item)
+        if par.status != "completed":
+            par = self.db.set_status(par.id, "completed")
+        return Step(
+            "complete",
+            position=total,
+            total=total,
+            answered=len(answered),
+            code=self.study.completion_code,
+            redirect=self.study.redirect_for(self.study.completion_code),
+        )
+
+    def section_view(self, par: Participant, position: int) -> dict[str, Any]:
+        """What the participant sees in a section: media paths in display order."""
+        entries = par.assignment_dict()["sections"]
+        if not 1 <= position <= len(entries):
+            raise SurveyError("no such section")
+        entry = entries[position - 1]
+        sec = self.study.section(entry["section"])
+        videos = [sec.fake, sec.real] if entry["fake_position"] == 1 else [sec.real, sec.fake]
+        labels = slot_labels(len(entry["order"]))
+        return {
+            "section": sec.id,
+            "position": position,
+            "videos": videos,
+            "animations": [
+                (lab, sec.animations[name])
+                for lab, name in zip(labels, entry["order"], strict=True)
+            ],
+            "labels": labels,
+        }
+
+    # -- submissions ------------------------------------------------------------------
+    def submit_demographics(self, token: str | None, screen: Any, familiarity: Any) -> Step:
+        par = self._require(token)
+        if screen not in SCREENS:
+            raise SurveyError("please choose the screen you are using")
+        if familiarity not in FAMILIARITY:
+            raise SurveyError("please tell us whether you know what deepfakes are")
+        self.db.set_demographics(par.id, screen, familiarity)
+        return self.step(token)
+
+    def submit_section(self, token: str | None, section_id: Any, q1: Any, q2: Any) -> Step:
+        """Store Q1/Q2 of one section. ``q1`` is video1/video2/dont_know; ``q2`` a slot
+        label (``"A"``) or, for multiple-choice studies, a list of labels."""
+        par = self._require(token)
+        if par.demographics_at is None:
+            raise SurveyError("please answer the questions about you first")
+        entries = par.assignment_dict()["sections"]
+        index = {e["section"]: (pos, e) for pos, e in enumerate(entries, 1)}
+        if not isinstance(section_id, str) or section_id not in index:
+            raise SurveyError("this section is not part of your survey")
+        if self.db.get_answer(par.id, section_id) is not None:
+            return self.step(token)  # replay / double click: keep the first answer
+        current = self.step(token)
+        if current.kind != "section" or current.section["section"] != section_id:
+            raise SurveyError("please answer the sections in order")
+        if q1 not in Q1_ANSWERS:
+            raise SurveyError("please answer question 1")
+        pos, entry = index[section_id]
+        labels = slot_labels(len(entry["order"]))
+        picks = q2 if isinstance(q2, list | tuple) else ([q2] if q2 else [])
+        if not picks or any(p not in labels for p in picks) or len(set(picks)) != len(picks):
+            raise SurveyError("please choose the animation that best explains the decision")
+        if self.study.q2_mode == "single" and len(picks) != 1:
+            raise SurveyError("please choose exactly one animation")
+        picks = sorted(picks)
+        chosen = [entry["order"][labels.index(p)] for p in picks]
+        fake = entry["fake_position"]
+        correct = None if q1 == "dont_know" else (q1 == f"video{fake}")
+        sec = self.study.section(section_id)
+        now = utcnow()
+        shown = self._previous_time(par)
+        self.db.save_answer(
+            par.id,
+            section=section_id,
+            position=pos,
+            video_id=sec.video_id,
+            real_video_id=sec.real_video_id,
+            fake_position=fake,
+            q1_answer=q1,
+            q1_correct=correct,
+            q2_choice=";".join(chosen),
+            q2_position=";".join(picks),
+            q2_order=";".join(entry["order"]),
+            shown_at=shown,
+            answered_at=now,
+            time_spent_s=(now - shown).total_seconds() if shown else None,
+        )
+        return self.step(token)
+
+    def submit_check(self, token: str | None, check_id: Any, answer: Any) -> Step:
+        par = self._require(token)
+        checks = {c.id: c for c in self.study.attention_checks}
+        if not isinstance(check_id, str) or check_id not in checks:
+            raise SurveyError("unknown attention check")
+        if any(c.check_id == check_id for c in self.db.checks(par.id)):
+            return self.step(token)
+        current = self.step(token)
+        if current.kind != "check" or current.check.id != check_id:
+            raise SurveyError("please answer the questions in order")
+        spec = checks[check_id]
+        if answer not in spec.choices:
+            raise SurveyError("please choose one of the answers")
+        now = utcnow()
+        shown = self._previous_time(par)
+        self.db.save_check(
+            par.id,
+            check_id=check_id,
+            answer=answer,
+            passed=answer == spec.answer,
+            answered_at=now,
+            time_spent_s=(now - shown).total_seconds() if shown else None,
+        )
+        return self.step(token)
+
+    def _previous_time(self, par: Participant) -> _dt.datetime | None:
+        """When the current step was reached: the last stored answer (or demographics)."""
+        times = [_as_utc(par.demographics_at)]
+        times += [_as_utc(a.answered_at) for a in self.db.answers(par.id)]
+        times += [_as_utc(c.answered_at) for c in self.db.checks(par.id)]
+        times = [t for t in times if t is not None]
+        return max(times) if times else None

@@ -1,0 +1,90 @@
+"""The xai-study web app: one ``gr.Blocks`` with the survey at ``/``, the results page at
+``/results`` and the live demo at ``/demo`` (each page module is optional: a page whose
+module is not installed is left out)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from xai_study.study.flow import Survey
+from xai_study.ui import survey as survey_page
+from xai_study.ui.context import AppContext
+
+log = logging.getLogger(__name__)
+
+#: (navbar name, path, module) of the optional pages.
+PAGES = (
+    ("Results", "results", "xai_study.ui.results"),
+    ("Demo", "demo", "xai_study.ui.demo"),
+)
+
+
+def _optional_page(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    """Build (not launch) the app for ``ctx``; also sets ``ctx.extra['survey']``."""
+    if "survey" not in ctx.extra:
+        ctx.extra["survey"] = Survey(ctx.study, ctx.db)
+    ctx.study_row_id = ctx.extra["survey"].study_row_id
+    with gr.Blocks(title=ctx.study.title, analytics_enabled=False) as blocks:
+        survey_page.build(ctx, blocks)
+        for name, path, module_name in PAGES:
+            module = _optional_page(module_name)
+            if module is None or not hasattr(module, "render"):
+                log.info("page /%s skipped: %s not available", path, module_name)
+                continue
+            with blocks.route(name, f"/{path}"):
+                module.render(ctx)
+    ctx.extra["pages"] = [p for _, p, m in PAGES if _optional_page(m) is not None]
+    return blocks
+
+
+def launch_kwargs(ctx: AppContext, db_path: Path | None = None) -> dict[str, Any]:
+    """``launch()`` options: serve only the study's media folder, limit uploads."""
+    blocked = [str(ctx.study.path)] if ctx.study.path else []
+    if db_path is not None:
+        blocked += [str(db_path), str(db_path) + "-wal", str(db_path) + "-shm"]
+    return {
+        "allowed_paths": [str(ctx.study.media_dir)],
+        "blocked_paths": blocked,
+        "max_file_size": ctx.max_upload_bytes,
+        "css": survey_page.CSS,
+        "footer_links": [],
+        "show_error": False,
+    }
+
+
+def serve(
+    ctx: AppContext,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    db_path: Path | None = None,
+    concurrency: int = 16,
+    block: bool = True,
+):
+    """Build, queue and launch the app. Returns ``(blocks, local_url)``."""
+    blocks = build_app(ctx)
+    blocks.queue(default_concurrency_limit=concurrency, max_size=2048)
+    _, url, _ = blocks.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_kwargs(ctx, db_path),
+    )
+    if block:
+        blocks.block_thread()
+    return blocks, url

@@ -1,0 +1,284 @@
+"""The participant survey page (``/``): consent -> demographics -> sections -> completion.
+
+All logic and validation live in :class:`xai_study.study.flow.Survey`; this module only
+lays out components and maps a :class:`~xai_study.study.flow.Step` to component updates.
+
+The participant's resume token is kept in browser storage (``gr.BrowserState``, so a
+reload resumes) and mirrored in a hidden textbox that every endpoint takes as its first
+input: the endpoints are plain HTTP APIs (``/consent``, ``/demographics``, ``/answer``,
+``/check``, ``/resume``), so scripts (the load test) drive the same code as the browser,
+and the server trusts nothing they send beyond the token itself.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from xai_study.errors import XaiStudyError
+from xai_study.study.flow import (
+    FAMILIARITY_LABELS,
+    Q1_LABELS,
+    SCREEN_LABELS,
+    Step,
+    Survey,
+)
+from xai_study.ui.context import AppContext
+
+CSS = """
+.xs-media video { max-height: 42vh; }
+.xs-msg { color: #b91c1c; font-weight: 600; }
+@media (max-width: 640px) {
+  .xs-media video { max-height: 30vh; }
+  .gradio-container { padding: 4px !important; }
+}
+"""
+
+
+def _consent_text(ctx: AppContext) -> str:
+    st = ctx.study
+    return f"""
+## {html.escape(st.title)}
+
+{html.escape(st.text("intro"))}
+
+**What we collect.** Your answers, how long each answer took, the kind of screen you use
+and whether you know about deepfakes. If you come from a recruiting platform, the
+participant, study and session ids it puts in the link. No name, e-mail, IP address or
+camera/microphone data is collected. Nothing is stored before you agree below.
+
+**Why.** To learn which explanation of a deepfake detector people find most useful
+(a research study comparing explanation methods).
+
+**How long we keep it.** {html.escape(st.retention)}. Results are published only in
+aggregate.
+
+**Withdrawing.** You can stop at any time by closing the page. To have the answers you
+already gave deleted, write to {html.escape(st.contact)} with the participant id shown
+at the top of the survey.
+
+The survey has {st.sections_shown} short sections (a few minutes in all).
+"""
+
+
+def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
+    """Lay out the survey in the current ``gr.Blocks`` and wire its events."""
+    survey: Survey = ctx.extra["survey"]
+    st = ctx.study
+    n_anim = len(st.explainers)
+    labels = [chr(ord("A") + i) for i in range(n_anim)]
+
+    browser_token = gr.BrowserState(None, storage_key=f"xai-study-{st.name}")
+    token = gr.Textbox(visible="hidden", label="token", elem_id="xs-token")
+    item_id = gr.Textbox(visible="hidden", label="item", elem_id="xs-item")
+    header = gr.Markdown(f"# {html.escape(st.title)}", elem_id="xs-header")
+    message = gr.Markdown("", elem_classes=["xs-msg"], elem_id="xs-message")
+
+    with gr.Column(visible=True, elem_id="xs-consent") as consent_col:
+        gr.Markdown(_consent_text(ctx))
+        agree = gr.Checkbox(
+            label="I am 18 or older, I have read the above and I agree to take part.",
+            elem_id="xs-agree",
+        )
+        consent_btn = gr.Button("Start", variant="primary", elem_id="xs-start")
+
+    with gr.Column(visible=False, elem_id="xs-demographics") as demo_col:
+        gr.Markdown("### About you")
+        screen = gr.Radio(
+            [(v, k) for k, v in SCREEN_LABELS.items()],
+            label="Which screen are you using?",
+            elem_id="xs-screen",
+        )
+        familiarity = gr.Radio(
+            [(v, k) for k, v in FAMILIARITY_LABELS.items()],
+            label="Do you know what deepfakes are?",
+            elem_id="xs-familiarity",
+        )
+        demo_btn = gr.Button("Continue", variant="primary", elem_id="xs-demo-next")
+
+    with gr.Column(visible=False, elem_id="xs-section") as section_col:
+        progress = gr.Markdown("", elem_id="xs-progress")
+        gr.Markdown(f"### Question 1. {html.escape(st.text('q1'))}")
+        with gr.Row():
+            video1 = gr.Video(
+                label="Video 1", interactive=False, elem_classes=["xs-media"], min_width=240
+            )
+            video2 = gr.Video(
+                label="Video 2", interactive=False, elem_classes=["xs-media"], min_width=240
+            )
+        q1 = gr.Radio(
+            [(v, k) for k, v in Q1_LABELS.items()],
+            label="Which video contains a FAKE face?",
+            elem_id="xs-q1",
+        )
+        q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
+        gr.Markdown(f"### Question 2. {html.escape(st.text(q2_key))}")
+        anims = []
+        with gr.Row():
+            for lab in labels:
+                anims.append(
+                    gr.Video(
+                        label=f"Animation {lab}",
+                        interactive=False,
+                        autoplay=True,
+                        loop=True,
+                        elem_classes=["xs-media"],
+                        min_width=150,
+                    )
+                )
+        choices = [(f"Animation {lab}", lab) for lab in labels]
+        if st.q2_mode == "multiple":
+            q2 = gr.CheckboxGroup(choices, label="Best explanation(s)", elem_id="xs-q2")
+        else:
+            q2 = gr.Radio(choices, label="Best explanation", elem_id="xs-q2")
+        answer_btn = gr.Button("Save and continue", variant="primary", elem_id="xs-answer")
+
+    with gr.Column(visible=False, elem_id="xs-check") as check_col:
+        check_md = gr.Markdown("")
+        check_radio = gr.Radio([], label="Your answer", elem_id="xs-check-answer")
+        check_btn = gr.Button("Continue", variant="primary", elem_id="xs-check-next")
+
+    with gr.Column(visible=False, elem_id="xs-done") as done_col:
+        done_md = gr.Markdown("", elem_id="xs-code")
+
+    outputs = [
+        browser_token,
+        token,
+        item_id,
+        header,
+        message,
+        consent_col,
+        demo_col,
+        section_col,
+        check_col,
+        done_col,
+        progress,
+        video1,
+        video2,
+        *anims,
+        q1,
+        q2,
+        check_md,
+        check_radio,
+        done_md,
+    ]
+    skip = gr.skip
+
+    def view(step: Step, tok: str | None, msg: str = "") -> list[Any]:
+        """Component updates for a step."""
+        vis = {k: step.kind == k for k in ("consent", "demographics", "section", "check")}
+        vis["complete"] = step.kind == "complete"
+        par_id = ""
+        if tok:
+            par = survey.participant(tok)
+            par_id = par.id if par else ""
+        head = f"# {html.escape(st.title)}"
+        if par_id:
+            head += f"\n<small>participant id: `{par_id}`</small>"
+        sec_updates: list[Any] = [skip()] * (2 + n_anim + 2)
+        item = ""
+        prog = skip()
+        check_upd = [skip(), skip()]
+        done = skip()
+        if step.kind == "section":
+            sv = step.section
+            item = sv["section"]
+            sec_updates = [
+                gr.update(value=str(sv["videos"][0])),
+                gr.update(value=str(sv["videos"][1])),
+                *[gr.update(value=str(path)) for _, path in sv["animations"]],
+                gr.update(value=None),
+                gr.update(value=[] if st.q2_mode == "multiple" else None),
+            ]
+            prog = f"**Section {step.position} of {step.total}** · {step.answered} answered"
+        elif step.kind == "check":
+            item = step.check.id
+            check_upd = [
+                gr.update(value=f"### {html.escape(step.check.question)}"),
+                gr.update(choices=list(step.check.choices), value=None),
+            ]
+        elif step.kind == "complete":
+            code = html.escape(step.code)
+            text = (
+                "## Thank you! Your answers are saved.\n\n"
+                f"Your completion code is: **<span id='xs-completion-code'>{code}</span>**"
+            )
+            if step.redirect:
+                url = html.escape(step.redirect, quote=True)
+                text += f"\n\n[Return to the recruiting platform]({url})"
+            done = gr.update(value=text)
+        return [
+            tok or None,
+            tok or "",
+            item,
+            head,
+            html.escape(msg),
+            gr.update(visible=vis["consent"]),
+            gr.update(visible=vis["demographics"]),
+            gr.update(visible=vis["section"]),
+            gr.update(visible=vis["check"]),
+            gr.update(visible=vis["complete"]),
+            prog,
+            *sec_updates,
+            *check_upd,
+            done,
+        ]
+
+    def error_view(msg: str) -> list[Any]:
+        upd = [skip()] * len(outputs)
+        upd[outputs.index(message)] = html.escape(msg)
+        return upd
+
+    def params_of(request: gr.Request | None) -> dict[str, str]:
+        if request is None:
+            return {}
+        try:
+            qp = dict(request.query_params)
+        except Exception:
+            return {}
+        return {k: qp[k] for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID") if k in qp}
+
+    def on_resume(saved: str | None, request: gr.Request):
+        try:
+            par = survey.find(saved, params_of(request))
+            tok = par.token if par is not None else None
+            return view(survey.step(tok), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    def on_consent(tok: str | None, agreed: bool, request: gr.Request):
+        try:
+            par = survey.participant(tok) or survey.consent(agreed, params_of(request))
+            return view(survey.step(par.token), par.token)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    def on_demographics(tok: str, scr: str, fam: str):
+        try:
+            return view(survey.submit_demographics(tok, scr, fam), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    def on_answer(tok: str, section: str, a1: str, a2: Any):
+        try:
+            return view(survey.submit_section(tok, section, a1, a2), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    def on_check(tok: str, check: str, ans: str):
+        try:
+            return view(survey.submit_check(tok, check, ans), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    common = {"outputs": outputs, "trigger_mode": "once", "show_progress": "minimal"}
+    blocks.load(on_resume, inputs=[browser_token], api_name="resume", **common)
+    consent_btn.click(on_consent, inputs=[token, agree], api_name="consent", **common)
+    demo_btn.click(
+        on_demographics, inputs=[token, screen, familiarity], api_name="demographics", **common
+    )
+    answer_btn.click(on_answer, inputs=[token, item_id, q1, q2], api_name="answer", **common)
+    check_btn.click(on_check, inputs=[token, item_id, check_radio], api_name="check", **common)
+    return {"outputs": outputs, "token": token}
