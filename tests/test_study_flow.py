@@ -1,0 +1,243 @@
+"""Study folder format, per-participant assignment and the survey state machine."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from study_util import EXPLAINERS, make_study
+
+from xai_study.errors import StudyError
+from xai_study.study.assign import make_assignment
+from xai_study.study.db import Database
+from xai_study.study.flow import Survey, SurveyError
+from xai_study.study.spec import load_study
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("studies") / "tiny"
+    make_study(out, n_sections=4)
+    return out
+
+
+@pytest.fixture()
+def survey(study_dir, tmp_path) -> Survey:
+    return Survey(load_study(study_dir), Database(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+
+
+def _edit(study_dir: Path, tmp_path: Path, change) -> Path:
+    """A copy of the study file (sharing the media) with ``change(data)`` applied."""
+    data = yaml.safe_load((study_dir / "study.yaml").read_text())
+    change(data)
+    out = tmp_path / "edited"
+    out.mkdir()
+    (out / "media").symlink_to(study_dir / "media")
+    (out / "study.yaml").write_text(yaml.safe_dump(data))
+    return out
+
+
+# -- study file ------------------------------------------------------------------------
+def test_load_study(study_dir):
+    st = load_study(study_dir)
+    assert st.name == "tiny"
+    assert [s.id for s in st.sections] == ["s01", "s02", "s03", "s04"]
+    assert st.explainers == EXPLAINERS
+    assert st.sections[0].video_id == "fake_001"
+    assert st.sections[0].animations["shap"].name == "s01_shap.mp4"
+    assert st.completion_code == "TEST-CODE-42"
+    assert st.redirect_for("X1") == "https://example.org/done?cc=X1"
+    assert st.attention_checks[0].answer == "Blue"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["sections"][0].update(real="../outside.mp4"), "inside the study folder"),
+        (lambda d: d["sections"][0].update(real="/etc/passwd.mp4"), "inside the study folder"),
+        (lambda d: d["sections"][0].update(fake="media/missing.mp4"), "not found"),
+        (lambda d: d["sections"][0]["animations"].pop("shap"), "do not match explainers"),
+        (lambda d: d.update(sections_shown=9), "sections_shown"),
+        (lambda d: d.update(q2_mode="maybe"), "q2_mode"),
+        (lambda d: d["sections"][1].update(id="s01"), "duplicate section id"),
+        (lambda d: d["attention_checks"][0].update(answer="Pink"), "answer"),
+        (lambda d: d.update(redirect_url="javascript:alert(1)"), "redirect_url"),
+        (lambda d: d.update(sections=[]), "non-empty"),
+    ],
+)
+def test_bad_study_files_are_one_line_errors(study_dir, tmp_path, change, message):
+    with pytest.raises(StudyError, match=message) as err:
+        load_study(_edit(study_dir, tmp_path, change))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_and_malformed_study(tmp_path):
+    with pytest.raises(StudyError, match="not found"):
+        load_study(tmp_path / "nope")
+    with pytest.raises(StudyError, match="no study file"):
+        load_study(tmp_path)
+    (tmp_path / "study.yaml").write_text("sections: [unclosed")
+    with pytest.raises(StudyError, match="not valid YAML"):
+        load_study(tmp_path)
+
+
+# -- assignment -------------------------------------------------------------------------
+def test_assignment_is_reproducible_and_balanced(study_dir):
+    st = load_study(study_dir)
+    a = make_assignment(st, seed=1234, arm=0)
+    assert a == make_assignment(st, seed=1234, arm=0)
+    assert a != make_assignment(st, seed=1235, arm=0)
+    secs = a["sections"]
+    assert sorted(s["section"] for s in secs) == ["s01", "s02", "s03", "s04"]
+    # fake video shown as Video 1 in exactly half of the sections
+    assert Counter(s["fake_position"] for s in secs) == {1: 2, 2: 2}
+    # Latin square: every explainer once in every slot over 4 sections
+    for slot in range(4):
+        assert sorted(s["order"][slot] for s in secs) == sorted(EXPLAINERS)
+    # consecutive arms rotate the order: slot 0 differs between arm 0 and arm 1
+    b = make_assignment(st, seed=1234, arm=1)
+    assert [s["section"] for s in b["sections"]] == [s["section"] for s in secs]
+    assert all(x["order"][0] != y["order"][0] for x, y in zip(secs, b["sections"], strict=True))
+
+
+def test_section_order_varies_across_participants(study_dir):
+    st = load_study(study_dir)
+    firsts = Counter(make_assignment(st, seed=s)["sections"][0]["section"] for s in range(200))
+    assert set(firsts) == {"s01", "s02", "s03", "s04"}
+    assert min(firsts.values()) > 25  # roughly uniform (50 expected each)
+
+
+# -- flow -----------------------------------------------------------------------------
+def test_nothing_is_stored_before_consent(survey):
+    assert survey.step(None).kind == "consent"
+    with pytest.raises(SurveyError, match="consent"):
+        survey.consent(False)
+    with pytest.raises(SurveyError, match="consent"):
+        survey.consent("yes")  # only a real True counts
+    assert survey.db.count_participants(survey.study_row_id) == 0
+
+
+def test_full_participant_flow(survey):
+    par = survey.consent(True, {"PROLIFIC_PID": "abc123", "STUDY_ID": "st9", "SESSION_ID": "se7"})
+    tok = par.token
+    assert par.consent_at is not None
+    assert survey.step(tok).kind == "demographics"
+    with pytest.raises(SurveyError):
+        survey.submit_section(tok, "s01", "video1", "A")  # demographics first
+    with pytest.raises(SurveyError, match="screen"):
+        survey.submit_demographics(tok, "huge", "yes")
+    with pytest.raises(SurveyError, match="deepfakes"):
+        survey.submit_demographics(tok, "small", "maybe")
+    step = survey.submit_demographics(tok, "small", "heard of it")
+    assert step.kind == "section" and step.position == 1 and step.total == 4
+
+    order = [e["section"] for e in par.assignment_dict()["sections"]]
+    assign = {e["section"]: e for e in par.assignment_dict()["sections"]}
+    # not the current section -> rejected
+    with pytest.raises(SurveyError, match="in order"):
+        survey.submit_section(tok, order[1], "video1", "A")
+    with pytest.raises(SurveyError, match="not part"):
+        survey.submit_section(tok, "s99", "video1", "A")
+    with pytest.raises(SurveyError, match="question 1"):
+        survey.submit_section(tok, order[0], "video3", "A")
+    with pytest.raises(SurveyError, match="animation"):
+        survey.submit_section(tok, order[0], "video1", "E")
+    with pytest.raises(SurveyError, match="exactly one"):
+        survey.submit_section(tok, order[0], "video1", ["A", "B"])
+
+    # section 1: answer the fake's position correctly, choose slot C
+    first = assign[order[0]]
+    view = step.section
+    assert view["videos"][first["fake_position"] - 1].name.endswith("_fake.mp4")
+    assert [p.name for _, p in view["animations"]] == [
+        f"{order[0]}_{name}.mp4" for name in first["order"]
+    ]
+    step = survey.submit_section(tok, order[0], f"video{first['fake_position']}", "C")
+    assert step.kind == "check"  # the attention check follows section 1
+    # a replay of section 1 with other answers changes nothing
+    survey.submit_section(tok, order[0], "dont_know", "A")
+    with pytest.raises(SurveyError, match="choose one"):
+        survey.submit_check(tok, "ac1", "Purple")
+    step = survey.submit_check(tok, "ac1", "Red")  # failed check is stored, flow goes on
+    assert step.kind == "section" and step.position == 2
+
+    wrong = {1: "video2", 2: "video1"}
+    step = survey.submit_section(tok, order[1], wrong[assign[order[1]]["fake_position"]], "A")
+    step = survey.submit_section(tok, order[2], "dont_know", "B")
+    assert step.kind == "section" and step.answered == 3
+    assert survey.db.get_participant(par.id).status == "in_progress"
+    step = survey.submit_section(tok, order[3], "video1", "D")
+    assert step.kind == "complete"
+    assert step.code == "TEST-CODE-42"
+    assert step.redirect == "https://example.org/done?cc=TEST-CODE-42"
+    assert survey.db.get_participant(par.id).status == "completed"
+
+    frame = survey.db.responses_frame("tiny")
+    assert list(frame["section"]) == order
+    row0 = frame.iloc[0]
+    assert row0["q1_correct"] is True
+    assert row0["q2_choice"] == first["order"][2]  # slot C
+    assert row0["q2_position"] == "C"
+    assert frame.iloc[1]["q1_correct"] is False
+    assert frame.iloc[2]["q1_correct"] is None and frame.iloc[2]["q1_answer"] == "dont_know"
+    assert set(frame["screen"]) == {"small"} and set(frame["familiarity"]) == {"heard of it"}
+    assert (frame["time_spent_s"] >= 0).all()
+    assert frame["video_id"].str.startswith("fake_").all()
+
+    parts = survey.db.participants_frame("tiny")
+    assert len(parts) == 1
+    p = parts.iloc[0]
+    assert (p["prolific_pid"], p["prolific_study_id"], p["prolific_session_id"]) == (
+        "abc123",
+        "st9",
+        "se7",
+    )
+    assert (p["n_answers"], p["checks_passed"], p["checks_total"]) == (4, 0, 1)
+
+
+def test_resume_by_token_and_by_prolific_pid(survey):
+    par = survey.consent(True, {"PROLIFIC_PID": "p-1"})
+    survey.submit_demographics(par.token, "large", "no")
+    first = par.assignment_dict()["sections"][0]["section"]
+    survey.submit_section(par.token, first, "video1", "A")
+    # same link again: same participant, same place
+    again = survey.find(None, {"PROLIFIC_PID": "p-1"})
+    assert again.id == par.id
+    assert survey.consent(True, {"PROLIFIC_PID": "p-1"}).id == par.id
+    assert survey.step(again.token).kind == "check"
+    assert survey.find(par.token).id == par.id
+    # a second Survey object (another server process) resumes the same way
+    other = Survey(survey.study, Database(survey.db.url))
+    assert other.step(par.token).kind == "check"
+    assert survey.db.count_participants(survey.study_row_id) == 1
+
+
+def test_unknown_or_forged_tokens(survey):
+    assert survey.step("not-a-token").kind == "consent"
+    for bad in (None, "", "x" * 500, "../../etc"):
+        with pytest.raises(SurveyError, match="session was not found"):
+            survey.submit_demographics(bad, "large", "yes")
+    with pytest.raises(SurveyError, match="URL parameter"):
+        survey.consent(True, {"PROLIFIC_PID": "x" * 500})
+
+
+def test_counterbalancing_arms_cycle(survey):
+    arms = [survey.consent(True).arm for _ in range(8)]
+    assert arms == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_multiple_choice_study(study_dir, tmp_path):
+    edited = _edit(study_dir, tmp_path, lambda d: d.update(q2_mode="multiple", sections_shown=2))
+    sv = Survey(load_study(edited), Database(f"sqlite:///{tmp_path / 'm.sqlite3'}"))
+    par = sv.consent(True)
+    sv.submit_demographics(par.token, "large", "yes")
+    entry = par.assignment_dict()["sections"][0]
+    with pytest.raises(SurveyError):
+        sv.submit_section(par.token, entry["section"], "video1", ["A", "A"])
+    sv.submit_section(par.token, entry["section"], "video1", ["D", "B"])
+    row = sv.db.responses_frame().iloc[0]
+    assert row["q2_choice"] == f"{entry['order'][1]};{entry['order'][3]}"
+    assert row["q2_position"] == "B;D"
+    assert len(par.assignment_dict()["sections"]) == 2
