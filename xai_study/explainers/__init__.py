@@ -1,0 +1,33 @@
+"""Explainers of video deepfake detectors behind one interface (see ``base``).
+
+Importing this package registers every explainer: ``gradcam``, ``shap3d``, ``ltpa``,
+``bonettini`` (the paper's four), ``lime3d``, ``saliency`` and ``integrated_gradients``.
+"""
+
+# Each module registers its explainer on import.
+from xai_study.explainers import (  # noqa: E402,F401
+    bonettini,
+    gradcam,
+    integrated_gradients,
+    lime3d,
+    ltpa,
+    saliency,
+    shap3d,
+)
+from xai_study.explainers.base import (
+    Explainer,
+    Explanation,
+    create_explainer,
+    explainer_class,
+    list_explainers,
+    register,
+)
+
+__all__ = [
+    "Explainer",
+    "Explanation",
+    "create_explainer",
+    "explainer_class",
+    "list_explainers",
+    "register",
+]

@@ -1,0 +1,328 @@
+"""The explainer interface, its result type and the registry.
+
+Contract (documented once here, like captum's attribution contract):
+
+- An :class:`Explainer` is built for one detector with ``create_explainer(name, detector,
+  **params)``. ``requires`` names the detector architecture it needs (``None``: any
+  detector that is a differentiable ``nn.Module`` with the :mod:`xai_study.detectors`
+  interface: ``preprocess``, ``forward -> (N, 1)`` logits, ``gradcam_layer``,
+  ``attention``).
+- ``explain(clip, target="fake")`` takes a :class:`~xai_study.video.clip.FaceClip` (or a
+  plain ``(T, H, W, 3)`` uint8 array of face crops) and returns an :class:`Explanation`:
+  ``maps`` are the raw maps, ``(T, H, W)`` float32 on the face-crop grid (signed when
+  ``signed`` is true: positive values are evidence *for* the target); ``normalised`` is
+  the non-negative, clip-normalised view of :func:`xai_study.maps.normalise` (design §2
+  steps 1-2) used by metrics and rendering.
+- ``target="fake"`` explains the fake logit; ``target="real"`` explains its negation
+  (for the attention explainers the map does not depend on the target, which the
+  explanation's ``params`` record).
+- Explainers never change the detector's weights, always release the hooks they add,
+  and are deterministic for a given ``seed`` parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xai_study.errors import XaiStudyError
+
+TARGETS = ("fake", "real")
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class Explanation:
+    """One explanation of one clip."""
+
+    name: str
+    maps: np.ndarray  # (T, H, W) float32, raw, on the crop grid
+    normalised: np.ndarray  # (T, H, W) float32 in [0, 1]
+    score: float  # video-level P(fake) of the explained detector
+    signed: bool
+    target: str = "fake"
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific by-products
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description (no arrays)."""
+        return {
+            "name": self.name,
+            "signed": self.signed,
+            "target": self.target,
+            "score": float(self.score),
+            "seconds": round(float(self.seconds), 3),
+            "shape": list(self.maps.shape),
+            "params": _jsonable(self.params),
+        }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class Explainer:
+    """Base class: subclasses set ``name``/``signed``/``requires`` and implement ``_explain``.
+
+    ``defaults`` lists every parameter with its default; unknown parameters are a user
+    error. ``_explain(frames, sign, progress)`` receives the crops as a ``(T, H, W, 3)``
+    uint8 array and ``sign`` (+1 for fake, -1 for real) and returns raw ``(T, H, W)``
+    maps (and optionally a dict of extras as a second value).
+    """
+
+    name: ClassVar[str] = ""
+    signed: ClassVar[bool] = False
+    requires: ClassVar[str | None] = None  # detector arch this explainer needs
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, detector, **params):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise XaiStudyError(
+                f"explainer {self.name!r}: unknown parameter(s) {', '.join(unknown)} "
+                f"(allowed: {allowed})"
+            )
+        arch = detector_arch(detector)
+        if self.requires is not None and arch != self.requires:
+            raise XaiStudyError(
+                f"explainer {self.name!r} needs a {self.requires!r} detector, got {arch!r}"
+            )
+        self.detector = detector
+        self.params = {**self.defaults, **params}
+        self.check_params()
+
+    def check_params(self) -> None:
+        """Validate ``self.params`` (raise XaiStudyError); override in subclasses."""
+
+    def explain(self, clip, target: str = "fake", progress: ProgressFn | None = None):
+        """Explain why the detector scores ``clip`` as ``target``; see the module docstring."""
+        from xai_study.maps import normalise
+
+        if target not in TARGETS:
+            raise XaiStudyError(f"target must be 'fake' or 'real', got {target!r}")
+        frames = clip_frames(clip)
+        sign = 1.0 if target == "fake" else -1.0
+        start = time.perf_counter()
+        with _seeded(int(self.params.get("seed", 0))), _eval_mode(self.detector):
+            out = self._explain(frames, sign, progress)
+        extra: dict[str, Any] = {}
+        if isinstance(out, tuple):
+            out, extra = out
+        maps = np.asarray(out, dtype=np.float32)
+        expected = frames.shape[:3]
+        if maps.shape != expected:  # a bug in a subclass, not a user error
+            raise RuntimeError(f"{self.name}: maps have shape {maps.shape}, expected {expected}")
+        maps = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
+        seconds = time.perf_counter() - start
+        score = extra.pop("score", None)
+        if score is None:
+            score = video_score(self.detector, frames)
+        if progress is not None:
+            progress(1.0)
+        return Explanation(
+            name=self.name,
+            maps=maps,
+            normalised=normalise(maps, signed=self.signed).astype(np.float32),
+            score=float(score),
+            signed=self.signed,
+            target=target,
+            params=dict(self.params),
+            seconds=seconds,
+            extra=extra,
+        )
+
+    def _explain(self, frames: np.ndarray, sign: float, progress: ProgressFn | None):
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Explainer]] = {}
+
+
+def register(cls: type[Explainer]) -> type[Explainer]:
+    """Class decorator adding an explainer to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def list_explainers() -> list[str]:
+    """Names of every registered explainer, sorted."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def explainer_class(name: str) -> type[Explainer]:
+    _load_all()
+    key = ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise XaiStudyError(
+            f"unknown explainer {name!r} (choose from: {', '.join(sorted(_REGISTRY))})"
+        )
+    return _REGISTRY[key]
+
+
+def create_explainer(name: str, detector, **params) -> Explainer:
+    """Build the explainer ``name`` for ``detector`` (parameters override its defaults)."""
+    return explainer_class(name)(detector, **params)
+
+
+ALIASES = {"shap": "shap3d", "lime": "lime3d", "ig": "integrated_gradients", "grad-cam": "gradcam"}
+
+
+def _load_all() -> None:
+    # Importing the package imports every explainer module, which registers itself.
+    import xai_study.explainers  # noqa: F401
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def clip_frames(clip) -> np.ndarray:
+    """The ``(T, H, W, 3)`` uint8 crops of a FaceClip (or of an array)."""
+    frames = getattr(clip, "frames", clip)
+    arr = np.asarray(frames)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
+        raise XaiStudyError(f"expected face crops of shape (T, H, W, 3), got {arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def detector_arch(detector) -> str | None:
+    config = getattr(detector, "config", None) or {}
+    return config.get("arch") if isinstance(config, dict) else None
+
+
+def batch_size_of(detector, default: int = 16) -> int:
+    return int(getattr(detector, "batch_size", default) or default)
+
+
+def frame_logits(detector, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Per-frame fake logits, evaluated in batches of at most ``batch_size`` frames."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(frames), batch_size):
+            x = detector.preprocess(frames[i : i + batch_size])
+            x = x.to(model_device(detector))
+            out.append(detector(x).reshape(-1).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def video_score(detector, frames: np.ndarray) -> float:
+    """Video P(fake): the detector's own ``video_score`` when it has one."""
+    if hasattr(detector, "video_score"):
+        return float(detector.video_score(frames))
+    logits = frame_logits(detector, frames)
+    return float(1.0 / (1.0 + np.exp(-logits.mean())))
+
+
+def model_device(detector):
+    import torch
+
+    try:
+        return next(detector.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def resize_maps(maps: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> np.ndarray:
+    """Resize ``(T, h, w)`` maps to ``size`` = (H, W); bilinear (align_corners=False)."""
+    import torch
+    import torch.nn.functional as F
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.shape[1:] == tuple(size):
+        return maps
+    t = torch.from_numpy(np.ascontiguousarray(maps))[:, None]
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    out = F.interpolate(t, size=tuple(size), mode=mode, **kwargs)
+    return out[:, 0].numpy()
+
+
+def make_baseline(frames: np.ndarray, kind: str, blur_sigma: float = 0.0) -> np.ndarray:
+    """A reference clip: ``blur`` (Gaussian blur of each frame), ``mean`` (the clip's
+    mean colour) or ``black``. ``blur_sigma`` 0 picks 1/10 of the crop size."""
+    if kind == "black":
+        return np.zeros_like(frames)
+    if kind == "mean":
+        mean = frames.reshape(-1, 3).mean(axis=0)
+        return np.broadcast_to(np.round(mean).astype(np.uint8), frames.shape).copy()
+    if kind == "blur":
+        import cv2
+
+        sigma = blur_sigma or max(frames.shape[1:3]) / 10.0
+        return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=sigma) for f in frames])
+    raise XaiStudyError(f"unknown baseline {kind!r} (choose from: blur, mean, black)")
+
+
+BASELINES = ("blur", "mean", "black")
+
+
+@contextmanager
+def _seeded(seed: int):
+    """Seed numpy's and torch's global generators; restore numpy's state afterwards."""
+    import random
+
+    import torch
+
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    np.random.seed(seed % (2**32))
+    random.seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+@contextmanager
+def _eval_mode(module):
+    was_training = getattr(module, "training", False)
+    if hasattr(module, "eval"):
+        module.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            module.train()
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise XaiStudyError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    try:
+        ivalue = int(value)
+    except (TypeError, ValueError):
+        raise XaiStudyError(f"{name} must be an integer, got {value!r}") from None
+    if ivalue < minimum or ivalue != value:
+        raise XaiStudyError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return ivalue

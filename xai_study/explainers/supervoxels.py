@@ -1,0 +1,160 @@
+"""Supervoxels over a whole clip and the masking game shared by SHAP-3D and LIME-3D.
+
+SLIC runs on the ``(T, H, W, 3)`` stack at once (``channel_axis=-1``, labels from 0,
+``spacing`` per axis so the temporal extent of a segment is tunable), optionally on a
+down-scaled copy for speed with the labels scaled back by nearest neighbour.
+
+:class:`CoalitionGame` maps coalitions (binary vectors over the supervoxels) to the
+video-level logit of the clip in which the coalition's supervoxels keep their pixels and
+every other supervoxel shows the baseline. A masked frame depends only on which of the
+segments *present in that frame* are kept, so frame logits are cached under that key:
+exact, and it removes most evaluations of the small and large coalitions that Kernel
+SHAP enumerates first. Uncached frames are evaluated in bounded batches, so memory never
+grows with the number of coalitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xai_study.errors import XaiStudyError
+
+
+def supervoxels(
+    frames: np.ndarray,
+    n_segments: int = 64,
+    compactness: float = 10.0,
+    temporal_spacing: float = 4.0,
+    scale: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """SLIC supervoxels of a clip: ``(T, H, W)`` int32 labels ``0..K-1`` (all used)."""
+    import cv2
+    from skimage.segmentation import slic
+
+    T, H, W = frames.shape[:3]
+    small = frames
+    if 0 < scale < 1:
+        h, w = max(8, round(H * scale)), max(8, round(W * scale))
+        small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+    if T == 1:
+        labels = slic(
+            small[0],
+            n_segments=n_segments,
+            compactness=compactness,
+            channel_axis=-1,
+            start_label=0,
+        )[None]
+    else:
+        labels = slic(
+            small,
+            n_segments=n_segments,
+            compactness=compactness,
+            channel_axis=-1,
+            start_label=0,
+            spacing=(float(temporal_spacing), 1.0, 1.0),
+        )
+    if labels.shape[1:] != (H, W):
+        labels = np.stack(
+            [
+                cv2.resize(lab.astype(np.int32), (W, H), interpolation=cv2.INTER_NEAREST)
+                for lab in labels
+            ]
+        )
+    # Relabel to 0..K-1 (SLIC may leave gaps; resizing may drop tiny segments).
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse.reshape(labels.shape).astype(np.int32)
+
+
+class CoalitionGame:
+    """Video logit of masked clips, with per-frame caching and bounded batches."""
+
+    def __init__(
+        self,
+        detector,
+        frames: np.ndarray,
+        segments: np.ndarray,
+        baseline: np.ndarray,
+        sign: float = 1.0,
+        batch_size: int = 16,
+        progress=None,
+    ):
+        if segments.shape != frames.shape[:3] or baseline.shape != frames.shape:
+            raise ValueError("frames, segments and baseline do not match")
+        self.detector = detector
+        self.frames = frames
+        self.baseline = baseline
+        self.segments = segments
+        self.sign = float(sign)
+        self.batch_size = max(1, int(batch_size))
+        self.progress = progress
+        self.n_segments = int(segments.max()) + 1
+        self.present = [np.unique(s) for s in segments]  # segment ids in each frame
+        self.cache: dict[tuple[int, bytes], float] = {}
+        self.frames_evaluated = 0  # model evaluations (frames through the detector)
+        self.batches = 0
+        self.coalitions = 0
+
+    def _key(self, t: int, coalition: np.ndarray) -> tuple[int, bytes]:
+        return t, np.packbits(coalition[self.present[t]]).tobytes()
+
+    def masked_frame(self, t: int, coalition: np.ndarray) -> np.ndarray:
+        keep = coalition[self.segments[t]]
+        return np.where(keep[..., None], self.frames[t], self.baseline[t])
+
+    def masked_clip(self, coalition: np.ndarray) -> np.ndarray:
+        keep = np.asarray(coalition, dtype=bool)
+        return np.stack([self.masked_frame(t, keep) for t in range(len(self.frames))])
+
+    def _evaluate(self, jobs: list[tuple[tuple[int, bytes], int, np.ndarray]]) -> None:
+        from xai_study.explainers.base import frame_logits
+
+        batch = np.stack([self.masked_frame(t, c) for _, t, c in jobs])
+        logits = frame_logits(self.detector, batch, batch_size=len(batch))
+        for (key, _, _), value in zip(jobs, logits, strict=True):
+            self.cache[key] = float(value)
+        self.frames_evaluated += len(jobs)
+        self.batches += 1
+
+    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
+        """Values (signed video logits) of the rows of ``coalitions`` (n, K) in {0, 1}."""
+        z = np.atleast_2d(np.asarray(coalitions)) > 0.5
+        if z.shape[1] != self.n_segments:
+            raise ValueError(f"coalitions have {z.shape[1]} columns, expected {self.n_segments}")
+        T = len(self.frames)
+        keys = [[self._key(t, row) for t in range(T)] for row in z]
+        pending: list = []
+        queued: set = set()
+        total = len(z)
+        for i, row in enumerate(z):
+            for t in range(T):
+                key = keys[i][t]
+                if key not in self.cache and key not in queued:
+                    queued.add(key)
+                    pending.append((key, t, row))
+                    if len(pending) == self.batch_size:
+                        self._evaluate(pending)
+                        pending, queued = [], set()
+            if self.progress is not None and (i % 8 == 0 or i == total - 1):
+                self.progress((i + 1) / total)
+        if pending:
+            self._evaluate(pending)
+        self.coalitions += total
+        values = np.array([[self.cache[k] for k in row_keys] for row_keys in keys])
+        return self.sign * values.mean(axis=1)
+
+    def paint(self, values: np.ndarray) -> np.ndarray:
+        """Maps where every pixel carries its supervoxel's value: ``(T, H, W)`` float32."""
+        values = np.asarray(values, dtype=np.float32).ravel()
+        if len(values) != self.n_segments:
+            raise XaiStudyError("one value per supervoxel is needed")
+        return values[self.segments]
+
+    def stats(self) -> dict:
+        return {
+            "supervoxels": self.n_segments,
+            "coalitions": self.coalitions,
+            "frames_evaluated": self.frames_evaluated,
+            "frames_without_cache": self.coalitions * len(self.frames),
+            "batches": self.batches,
+        }
