@@ -13,7 +13,7 @@ METRICS_HELP = """\
 Compute the paper's four explanation metrics for saved maps (design §2):
   V    variance of each frame, averaged (descriptive)
   tau  inter-frame consistency: mean Pearson r of consecutive frames (higher = steadier)
-  rho  intra-frame consistency: autocorrelation at 10 %% shifts (higher = smoother)
+  rho  intra-frame consistency: autocorrelation at 10 % shifts (higher = smoother)
   mu   centredness: share of relevance in the central quarter (higher = more central)
 Each FILE.npz holds an array 'maps' (T x H x W). Signed maps (SHAP, LIME, IG) keep only
 their positive part: store a boolean 'signed' in the file or pass --signed. When the file
@@ -35,7 +35,7 @@ explanation of a detector whose weights are all re-initialised).
 
 Writes DIR/per_video.csv (one row per video x explainer, appended as it goes: re-running
 the same command resumes and skips finished rows), DIR/summary.csv and DIR/summary.md
-(mean and 95 %% bootstrap interval per explainer x metric, fake and real videos
+(mean and 95 % bootstrap interval per explainer x metric, fake and real videos
 separately, with n) and DIR/summary.png.
 
 LABELS.csv needs a column 'path' (or 'video'/'file'; relative to the CSV's folder) and
@@ -181,9 +181,7 @@ def run_metrics(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from xai_study.metrics.evaluate import evaluate
-
-    evaluate(
+    paths = evaluate(
         data=Path(args.data),
         explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
         out=Path(args.out),
@@ -197,4 +195,328 @@ def run_evaluate(args) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
+    print(paths["summary_md"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values() if p.exists())}")
     return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+#: Clip and metric settings per preset. Explainer parameters are applied only where the
+#: explainer has a parameter of that name (``Explainer.defaults``).
+PRESETS = {
+    "fast": {
+        "frames": 8,
+        "size": 224,
+        "steps": 8,
+        "explainer_params": {
+            "shap3d": {"n_segments": 32, "nsamples": 128},
+            "lime3d": {"n_segments": 32, "num_samples": 128},
+            "integrated_gradients": {"steps": 16, "n_steps": 16},
+        },
+    },
+    "paper": {"frames": 32, "size": 224, "steps": 20, "explainer_params": {}},
+}
+
+CSV_COLUMNS = [
+    "video",
+    "path",
+    "label",
+    "split",
+    "explainer",
+    "detector",
+    "frames",
+    "score",
+    "seconds",
+    "V",
+    "tau",
+    "rho",
+    "mu",
+    "mass_accuracy",
+    "mass_accuracy_chance",
+    "pointing_game",
+    "pointing_game_chance",
+    "deletion_auc",
+    "insertion_auc",
+    "randomisation_spearman",
+    "error",
+]
+
+
+def _label(value: str, line: int, path: Path) -> str:
+    v = str(value).strip().lower()
+    if v in ("fake", "1", "true", "manipulated"):
+        return "fake"
+    if v in ("real", "0", "false", "original", "pristine"):
+        return "real"
+    raise XaiStudyError(f"{path}, line {line}: label must be fake/real or 1/0, got {value!r}")
+
+
+def read_labels(path: Path, split: str | None = None, limit: int | None = None) -> list[dict]:
+    """Rows ``{video, path, label, split, mask}`` of a labels CSV (paths made absolute)."""
+    import csv
+
+    if not path.is_file():
+        raise XaiStudyError(f"{path}: no such file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip().lower() for f in reader.fieldnames or []]
+            raw = [
+                {k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader
+            ]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise XaiStudyError(f"{path}: not a readable CSV file ({exc})") from None
+    path_col = next((c for c in ("path", "video", "file") if c in fields), None)
+    if path_col is None or "label" not in fields:
+        raise XaiStudyError(
+            f"{path}: needs the columns 'path' (or 'video'/'file') and 'label', "
+            f"found: {', '.join(fields) or 'none'}"
+        )
+    if split is not None and "split" not in fields:
+        raise XaiStudyError(f"{path}: --split given but the file has no 'split' column")
+    if limit is not None and limit < 1:
+        raise XaiStudyError("--limit must be at least 1")
+    rows, seen = [], set()
+    for i, r in enumerate(raw, start=2):
+        if split is not None and r.get("split", "") != split:
+            continue
+        rel = r[path_col]
+        if not rel:
+            raise XaiStudyError(f"{path}, line {i}: empty {path_col!r}")
+        video_path = Path(rel) if Path(rel).is_absolute() else path.parent / rel
+        mask = r.get("mask") or r.get("mask_path") or ""
+        mask_path = None
+        if mask:
+            mask_path = Path(mask) if Path(mask).is_absolute() else path.parent / mask
+        key = r.get("id") or rel
+        if key in seen:
+            raise XaiStudyError(f"{path}, line {i}: video {key!r} is listed twice")
+        seen.add(key)
+        rows.append(
+            {
+                "video": key,
+                "path": video_path,
+                "label": _label(r["label"], i, path),
+                "split": r.get("split", ""),
+                "mask": mask_path,
+            }
+        )
+    if not rows:
+        raise XaiStudyError(f"{path}: no videos" + (f" in split {split!r}" if split else ""))
+    return rows[:limit] if limit else rows
+
+
+def _finished(csv_path: Path) -> set[tuple[str, str]]:
+    import csv
+
+    if not csv_path.is_file():
+        return set()
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != CSV_COLUMNS:
+            raise XaiStudyError(
+                f"{csv_path} was not written by this version of 'evaluate' "
+                "(different columns); use another --out folder"
+            )
+        return {(r["video"], r["explainer"]) for r in reader}
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    meta = out / "run.json"
+    if meta.is_file():
+        try:
+            old = json.loads(meta.read_text())
+        except ValueError:
+            old = None
+        if old != settings:
+            diff = sorted(k for k in settings if not old or old.get(k) != settings[k])
+            raise XaiStudyError(
+                f"{out} holds results computed with other settings ({', '.join(diff)}); "
+                "use another --out folder or the same options"
+            )
+    else:
+        meta.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _clip_masks(mask_path: Path | None, video_path: Path, clip):
+    """The clip's ground-truth masks on the crop grid (T, S, S) in [0, 1], or None."""
+    from xai_study.data import masks as masks_mod
+
+    masks = masks_mod.load_masks(mask_path if mask_path is not None else video_path)
+    if masks is None:
+        return None
+    return masks_mod.crop_masks(masks, clip)
+
+
+def _fmt(value) -> str:
+    import math
+
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def evaluate(
+    data: Path,
+    explainers: list[str],
+    out: Path,
+    preset: str = "fast",
+    limit: int | None = None,
+    split: str | None = None,
+    detector: str | None = None,
+    steps: int | None = None,
+    sanity: bool = False,
+    n_boot: int = 2000,
+    seed: int = 0,
+    progress: bool = True,
+    detectors: dict | None = None,
+) -> dict:
+    """Run the evaluation (see ``xai-study evaluate --help``); returns the output paths.
+
+    ``detectors`` maps architecture names (``plain``, ``bonettini``, ``ltpa``) to ready
+    detector objects, bypassing :func:`load_detector` (used by tests).
+    """
+    import csv
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from xai_study.explainers import create_explainer, explainer_class, list_explainers
+    from xai_study.metrics import (
+        DeletionAUC,
+        InsertionAUC,
+        ModelParameterRandomisation,
+        localisation_metrics,
+        paper_metrics,
+    )
+    from xai_study.metrics.summary import summarise, summary_markdown, summary_plot
+    from xai_study.video import extract_face_clip
+
+    if not explainers:
+        raise XaiStudyError("--explainers is empty")
+    known = list_explainers()
+    unknown = [e for e in explainers if e not in known]
+    if unknown:
+        raise XaiStudyError(
+            f"unknown explainer(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    if len(set(explainers)) != len(explainers):
+        raise XaiStudyError("--explainers lists an explainer twice")
+    config = PRESETS[preset]
+    steps = config["steps"] if steps is None else steps
+    if steps < 0:
+        raise XaiStudyError("--steps must be 0 (skip) or more")
+    videos = read_labels(data, split, limit)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "preset": preset,
+        "frames": config["frames"],
+        "size": config["size"],
+        "steps": steps,
+        "detector": detector or "plain",
+        "sanity": sanity,
+        "seed": seed,
+    }
+    _check_settings(out, settings)
+    csv_path = out / "per_video.csv"
+    done = _finished(csv_path)
+
+    detectors = dict(detectors or {})
+
+    def get_detector(arch: str):
+        if arch not in detectors:
+            from xai_study.detectors import load_detector
+
+            detectors[arch] = load_detector(arch if arch != "plain" else (detector or "plain"))
+        return detectors[arch]
+
+    def params_for(name: str) -> dict:
+        allowed = explainer_class(name).defaults
+        wanted = {"seed": seed, **config["explainer_params"].get(name, {})}
+        return {k: v for k, v in wanted.items() if k in allowed}
+
+    total = len(videos) * len(explainers)
+    initial = sum((v["video"], e) in done for v in videos for e in explainers)
+    new_file = not csv_path.is_file()
+    bar = tqdm(total=total, initial=initial, desc="evaluate", unit="expl", disable=not progress)
+    deletion = DeletionAUC(steps=max(steps, 1), seed=seed) if steps else None
+    insertion = InsertionAUC(steps=max(steps, 1), seed=seed) if steps else None
+    with open(csv_path, "a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        for video in videos:
+            todo = [e for e in explainers if (video["video"], e) not in done]
+            if not todo:
+                continue
+            base = {
+                "video": video["video"],
+                "path": str(video["path"]),
+                "label": video["label"],
+                "split": video["split"],
+            }
+            bar.set_postfix_str(str(video["video"])[-30:])
+            try:
+                clip = extract_face_clip(
+                    video["path"], num_frames=config["frames"], size=config["size"]
+                )
+                masks = None
+                if video["label"] == "fake":
+                    masks = _clip_masks(video["mask"], video["path"], clip)
+            except XaiStudyError as exc:
+                for name in todo:
+                    writer.writerow({**base, "explainer": name, "error": str(exc)})
+                    bar.update(1)
+                fh.flush()
+                continue
+            for name in todo:
+                row = {**base, "explainer": name, "frames": len(clip.frames)}
+                try:
+                    cls = explainer_class(name)
+                    det = get_detector(cls.requires or "plain")
+                    row["detector"] = (det.config or {}).get("arch", cls.requires or "plain")
+                    params = params_for(name)
+                    expl = create_explainer(name, det, **params).explain(clip, target="fake")
+                    row["score"] = expl.score
+                    row["seconds"] = expl.seconds
+                    row.update(paper_metrics(expl.maps, signed=expl.signed))
+                    if masks is not None:
+                        row.update(localisation_metrics(expl.maps, masks, signed=expl.signed))
+                    if deletion is not None:
+                        row["deletion_auc"] = deletion(clip.frames, expl.maps, det, expl.signed)
+                        row["insertion_auc"] = insertion(clip.frames, expl.maps, det, expl.signed)
+                    if sanity:
+
+                        def explain_with(model, name=name, params=params, clip=clip):
+                            return create_explainer(name, model, **params).explain(clip).maps
+
+                        row["randomisation_spearman"] = ModelParameterRandomisation(seed=seed)(
+                            explain_with, det, maps=expl.maps, signed=expl.signed
+                        )
+                except XaiStudyError as exc:
+                    row = {**base, "explainer": name, "error": str(exc)}
+                writer.writerow({k: _fmt(row.get(k)) for k in CSV_COLUMNS})
+                fh.flush()
+                bar.update(1)
+    bar.close()
+
+    per_video = pd.read_csv(csv_path, keep_default_na=True, dtype={"error": str, "video": str})
+    wanted = {(v["video"], e) for v in videos for e in explainers}
+    per_video = per_video[
+        [(v, e) in wanted for v, e in zip(per_video["video"], per_video["explainer"], strict=True)]
+    ]
+    summary = summarise(per_video, n_boot=n_boot, seed=seed)
+    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
+    title = f"Explanation metrics: {data.name}, preset {preset}"
+    (out / "summary.md").write_text(summary_markdown(summary, per_video, title) + "\n")
+    if len(summary):
+        summary_plot(summary, out / "summary.png", title)
+    return {
+        "per_video": csv_path,
+        "summary_csv": out / "summary.csv",
+        "summary_md": out / "summary.md",
+        "plot": out / "summary.png",
+    }
