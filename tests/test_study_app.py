@@ -1,0 +1,113 @@
+"""The survey app over HTTP: the same endpoints the browser uses, called directly."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+from study_util import make_study
+
+from xai_study.study.db import Database
+from xai_study.study.spec import load_study
+from xai_study.ui.context import AppContext
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from gradio_client import Client
+
+    from xai_study.ui.app import serve
+
+    root = tmp_path_factory.mktemp("app")
+    study_dir = root / "tiny"
+    make_study(study_dir, n_sections=3)
+    db_path = root / "tiny.sqlite3"
+    ctx = AppContext(
+        study=load_study(study_dir),
+        db=Database(f"sqlite:///{db_path}"),
+        admin_password="pw",
+        max_upload_mb=1,
+    )
+    blocks, url = serve(ctx, "127.0.0.1", _free_port(), db_path=db_path, block=False)
+    yield {"url": url, "ctx": ctx, "db_path": db_path, "client": Client(url, verbose=False)}
+    blocks.close()
+
+
+IDX = {"token": 1, "item": 2, "message": 4, "video1": 11, "code": -1}
+
+
+def test_participant_over_http(server):
+    c = server["client"]
+    r = c.predict(None, False, api_name="/consent")
+    assert "consent" in r[IDX["message"]] and not isinstance(r[IDX["token"]], str)
+    r = c.predict(None, True, api_name="/consent")
+    tok = r[IDX["token"]]
+    assert len(tok) >= 30
+    r = c.predict(tok, "small", "no", api_name="/demographics")
+    assert r[IDX["item"]].startswith("s0")
+    video = r[IDX["video1"]]["value"]
+    assert Path(video).stat().st_size > 0  # the media file was served and downloaded
+    r = c.predict(tok, r[IDX["item"]], "video2", "B", api_name="/answer")
+    assert r[IDX["item"]] == "ac1"
+    r = c.predict(tok, "ac1", "Blue", api_name="/check")
+    while r[IDX["item"]]:
+        r = c.predict(tok, r[IDX["item"]], "video1", "A", api_name="/answer")
+    assert "TEST-CODE-42" in r[IDX["code"]]["value"]
+    # resume with the same token (what a reload does) lands on the completion page
+    r = c.predict(tok, api_name="/resume")
+    assert "TEST-CODE-42" in r[IDX["code"]]["value"]
+    db = server["ctx"].db
+    par = db.participant_by_token(tok)
+    assert par.status == "completed"
+    assert len(db.answers(par.id)) == 3
+
+
+def test_forged_calls_are_rejected(server):
+    c = server["client"]
+    db = server["ctx"].db
+    before = len(db.responses_frame())
+    r = c.predict("forged-token", "s01", "video1", "A", api_name="/answer")
+    assert "session was not found" in r[IDX["message"]]
+    tok = c.predict(None, True, api_name="/consent")[IDX["token"]]
+    r = c.predict(tok, "s01", "video1", "A", api_name="/answer")
+    assert "questions about you" in r[IDX["message"]]
+    r = c.predict(tok, "large", "yes", api_name="/demographics")
+    current = r[IDX["item"]]
+    other = next(s for s in ("s01", "s02", "s03") if s != current)
+    r = c.predict(tok, other, "video1", "A", api_name="/answer")
+    assert "in order" in r[IDX["message"]]
+    assert len(db.responses_frame()) == before
+
+
+def test_only_the_media_folder_is_served(server):
+    url = server["url"].rstrip("/")
+    ctx = server["ctx"]
+    secret = [
+        ctx.study.path,  # study file (completion code)
+        server["db_path"],  # the answers
+        Path(__file__),
+        Path("/etc/passwd"),
+    ]
+    for path in secret:
+        resp = requests.get(f"{url}/gradio_api/file={path}", timeout=10)
+        assert resp.status_code in (403, 404), (path, resp.status_code)
+    media = ctx.study.sections[0].real
+    resp = requests.get(f"{url}/gradio_api/file={media}", timeout=10)
+    assert resp.status_code == 200 and len(resp.content) == media.stat().st_size
+
+
+def test_uploads_are_limited(server):
+    url = server["url"].rstrip("/")
+    big = b"0" * (2 * 1024 * 1024)
+    resp = requests.post(
+        f"{url}/gradio_api/upload", files={"files": ("big.mp4", big, "video/mp4")}, timeout=30
+    )
+    assert resp.status_code == 413
