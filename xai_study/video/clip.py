@@ -352,7 +352,10 @@ def extract_face_clip(
         )
     if any(len(d) > 1 for d in detections):
         most = max(len(d) for d in detections)
-        warnings.append(f"up to {most} faces in a frame: the clip follows the most confident one")
+        warnings.append(
+            f"up to {most} faces in a frame: the clip follows one person "
+            "(the face tracked with the highest total confidence)"
+        )
     return FaceClip(
         frames=crops,
         boxes=boxes,

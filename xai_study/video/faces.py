@@ -6,10 +6,11 @@ landmarks are mapped back to source pixels, so crops can be cut from the full-re
 frame. The MTCNN weights ship inside the facenet-pytorch wheel; the networks are loaded
 once per process (guarded by a lock, since the web app calls this from threads).
 
-``track_faces`` keeps one identity over the sampled frames: it starts from the most
-confident face (ties broken by size) and links frames forwards and backwards by box
-overlap (IoU) or, failing that, by centre distance relative to the face size, so that a
-second person entering a frame cannot take over the track.
+``track_faces`` keeps one identity over the sampled frames: tracks start from the most
+confident face (ties broken by size) and link frames forwards and backwards by box
+overlap (IoU) or, failing that, by centre distance relative to the face size; the track
+with the largest total confidence is kept, so that a second person entering some frames
+cannot take over the clip.
 """
 
 from __future__ import annotations
@@ -213,43 +214,77 @@ def _link_cost(last: Face, cand: Face, gap: int, iou_min: float, max_shift: floa
     return shift - iou
 
 
+def build_tracks(
+    detections: Sequence[Sequence[Face]],
+    iou_min: float = 0.3,
+    max_shift: float = 0.75,
+) -> list[list[Face | None]]:
+    """Split per-frame detections into identity tracks (each face in at most one track).
+
+    Tracks are seeded greedily: the most confident face not yet in a track (ties within
+    1e-3 broken by the larger box) starts a track, which grows forwards and backwards;
+    in each frame the free candidate with the lowest link cost to the last tracked face
+    is taken, and frames with no acceptable candidate get ``None`` (the track continues
+    from the last face it had). The first track is seeded by the most confident face.
+    """
+    n = len(detections)
+    used = [[False] * len(faces) for faces in detections]
+    tracks: list[list[Face | None]] = []
+    while True:
+        best: tuple | None = None
+        for t, faces in enumerate(detections):
+            for k, f in enumerate(faces):
+                if used[t][k]:
+                    continue
+                key = (round(f.prob, 3), f.width * f.height, -t, -k)
+                if best is None or key > best:
+                    best = key
+        if best is None:
+            return tracks
+        t0, k0 = -best[2], -best[3]
+        track: list[Face | None] = [None] * n
+        track[t0] = detections[t0][k0]
+        used[t0][k0] = True
+        for direction in (1, -1):
+            last, last_t = track[t0], t0
+            t = t0 + direction
+            while 0 <= t < n:
+                scored = []
+                for k, f in enumerate(detections[t]):
+                    if used[t][k]:
+                        continue
+                    cost = _link_cost(last, f, abs(t - last_t), iou_min, max_shift)
+                    if cost is not None:
+                        scored.append((cost, k))
+                if scored:
+                    k = min(scored)[1]
+                    used[t][k] = True
+                    track[t] = last = detections[t][k]
+                    last_t = t
+                t += direction
+        tracks.append(track)
+
+
 def track_faces(
     detections: Sequence[Sequence[Face]],
     iou_min: float = 0.3,
     max_shift: float = 0.75,
 ) -> list[Face | None]:
-    """Follow one identity through per-frame detections.
+    """Follow one identity through per-frame detections; ``None`` where it is absent.
 
-    The track starts at the most confident face of all frames (ties within 1e-3 broken by
-    the larger box) and grows forwards and backwards: in each frame the candidate with the
-    lowest link cost to the last tracked face is taken; frames with no acceptable
-    candidate get ``None`` (the track continues from the last face it had).
+    Of the tracks of :func:`build_tracks`, the one with the largest total confidence
+    (sum of face probabilities, so mostly the face seen in the most frames) is kept, ties
+    broken by the larger mean box. A second person who appears in some frames therefore
+    never takes over the clip, even when their face is bigger or more confident there.
     """
-    n = len(detections)
-    best: tuple[float, float, int, int] | None = None
-    for t, faces in enumerate(detections):
-        for k, f in enumerate(faces):
-            key = (round(f.prob, 3), f.width * f.height, -t, -k)
-            if best is None or key > best:
-                best = key
-    track: list[Face | None] = [None] * n
-    if best is None:
-        return track
-    t0, k0 = -best[2], -best[3]
-    track[t0] = detections[t0][k0]
-    for direction in (1, -1):
-        last, last_t = track[t0], t0
-        t = t0 + direction
-        while 0 <= t < n:
-            gap = abs(t - last_t)
-            scored = []
-            for f in detections[t]:
-                cost = _link_cost(last, f, gap, iou_min, max_shift)
-                if cost is not None:
-                    scored.append((cost, f))
-            if scored:
-                face = min(scored, key=lambda s: s[0])[1]
-                track[t] = face
-                last, last_t = face, t
-            t += direction
-    return track
+    tracks = build_tracks(detections, iou_min=iou_min, max_shift=max_shift)
+    if not tracks:
+        return [None] * len(detections)
+
+    def key(track: list[Face | None]) -> tuple[float, float]:
+        faces = [f for f in track if f is not None]
+        total = sum(f.prob for f in faces)
+        area = float(np.mean([f.width * f.height for f in faces]))
+        return (round(total, 3), area)
+
+    return max(tracks, key=key)

@@ -79,40 +79,128 @@ def _read_image(p: Path) -> VideoFrames:
     )
 
 
-def _scan(p: Path) -> tuple[list[float], float, list[str]]:
-    """Decode the whole stream once to get every frame's timestamp (robust for VFR)."""
+MOOV_MISSING = (
+    "the MP4/MOV file is truncated or incomplete: its index (the 'moov' atom) is missing, "
+    "so no frame can be located; use the complete file, or re-export it with the index "
+    "at the start (ffmpeg -movflags +faststart)"
+)
+
+
+def _mp4_lacks_moov(p: Path) -> bool:
+    """True for an ISO-BMFF (MP4/MOV) file whose top-level boxes have no ``moov``."""
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 8 or head[4:8] not in (b"ftyp", b"mdat", b"wide", b"free", b"moov"):
+            return False
+        pos = 0
+        while pos + 8 <= size:
+            fh.seek(pos)
+            hdr = fh.read(16)
+            if len(hdr) < 8:
+                break
+            box_size = int.from_bytes(hdr[:4], "big")
+            kind = hdr[4:8]
+            if kind == b"moov":
+                return False
+            if box_size == 1 and len(hdr) >= 16:
+                box_size = int.from_bytes(hdr[8:16], "big")
+            elif box_size == 0:  # box runs to the end of the file
+                break
+            if box_size < 8:
+                return False  # not a sane box structure: let FFmpeg judge
+            pos += box_size
+    return True
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """The human part of an FFmpeg error, without errno and file name."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip().rstrip(".")
+
+
+@dataclass
+class _Scan:
+    pts: list[int]  # presentation timestamps (time-base units) in presentation order
+    time_base: Fraction
+    fps: float
+    warnings: list[str]
+
+
+def _open_error(p: Path, exc: Exception) -> VideoError:
+    if p.suffix.lower() in {".mp4", ".mov", ".m4v", ".3gp"} or _mp4_lacks_moov(p):
+        try:
+            if _mp4_lacks_moov(p):
+                return VideoError(f"{p}: {MOOV_MISSING}")
+        except OSError:
+            pass
+    return VideoError(
+        f"{p}: not a video or image file that FFmpeg can read ({_ffmpeg_reason(exc)})"
+    )
+
+
+def _scan(p: Path) -> _Scan:
+    """Demux the video stream once (no decoding) to get every frame's timestamp."""
     import av
 
     warnings: list[str] = []
-    times: list[float] = []
-    fps = 0.0
+    pts: list[int] = []
     try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{p}: the file has no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if stream.average_rate:
-                fps = float(stream.average_rate)
-            tb = stream.time_base or Fraction(1, 1)
-            try:
-                for frame in container.decode(stream):
-                    t = frame.pts * tb if frame.pts is not None else len(times) / max(fps, 1)
-                    times.append(float(t))
-            except av.error.FFmpegError as exc:
-                if not times:
-                    raise
+        container = av.open(str(p))
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise _open_error(p, exc) from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{p}: the file has no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else 0.0
+        tb = stream.time_base or Fraction(1, 1000)
+        missing_pts = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or getattr(packet, "is_discard", False):
+                    continue  # flush packet, or a frame an edit list drops
+                if packet.pts is None:
+                    missing_pts = True
+                    pts.append(len(pts))
+                else:
+                    pts.append(int(packet.pts))
+        except av.error.FFmpegError as exc:
+            if not pts:
+                raise VideoError(
+                    f"{p}: the video is corrupt, no frame could be read ({_ffmpeg_reason(exc)})"
+                ) from None
+            warnings.append(
+                f"the file is truncated or corrupt after frame {len(pts)}: "
+                f"using the frames before that ({_ffmpeg_reason(exc)})"
+            )
+        if missing_pts:
+            # No timestamps (e.g. raw streams in AVI): frame order and nominal rate.
+            rate = fps or 25.0
+            tb = Fraction(1, 1) / Fraction(rate).limit_denominator(1001)
+            pts = list(range(len(pts)))
+        if not pts:
+            raise VideoError(f"{p}: the video has no frames")
+        pts.sort()
+        # Spot truncation: fewer frames / less time than the header announces.
+        if not warnings:
+            last = float((pts[-1] - pts[0]) * tb)
+            expected_t = 0.0
+            if stream.duration:
+                expected_t = float(stream.duration * tb)
+            if container.duration:
+                expected_t = max(expected_t, container.duration / 1e6)
+            expected_n = int(stream.frames or 0)
+            step = 1.0 / fps if fps else 0.04
+            short_n = expected_n > 0 and len(pts) < 0.95 * expected_n - 1
+            short_t = expected_t > 0 and last + 2 * step < 0.9 * expected_t
+            if short_n or short_t:
+                announced = f"{expected_n} frames" if short_n else f"{expected_t:.1f} s"
                 warnings.append(
-                    f"the file is truncated or corrupt after frame {len(times)}: "
-                    f"using the {len(times)} frames that decode ({exc.__class__.__name__})"
+                    f"the file looks truncated: {len(pts)} frames ({last + step:.1f} s) can "
+                    f"be read of the {announced} its header announces; using those"
                 )
-    except VideoError:
-        raise
-    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
-        raise VideoError(f"{p}: not a readable video ({exc.__class__.__name__}: {exc})") from None
-    if not times:
-        raise VideoError(f"{p}: the video has no decodable frames")
-    return times, fps, warnings
+    return _Scan(pts=pts, time_base=Fraction(tb), fps=fps, warnings=warnings)
 
 
 def read_video(
@@ -122,17 +210,22 @@ def read_video(
 ) -> VideoFrames:
     """Sample ``num_frames`` frames evenly over the video (all frames if ``None``).
 
-    Frames are spread evenly over the decoded frames (in presentation order), so a
-    variable-frame-rate file is sampled evenly in frame count. Raises :class:`VideoError`
-    with a one-line reason for anything that is not a readable video.
+    The stream is demuxed once to list every frame's presentation time, ``num_frames``
+    positions are spread evenly over that list (so a variable-frame-rate file is sampled
+    evenly in frame count), and one decoding pass keeps, for each position, the first
+    decoded frame at or after its time. A truncated or partly corrupt file yields the
+    frames that decode, with a warning. Raises :class:`VideoError` with a one-line reason
+    for anything that is not a readable video.
     """
     import av
 
+    if num_frames is not None and num_frames < 1:
+        raise VideoError(f"the number of frames to sample must be at least 1, got {num_frames}")
     p = check_file(path, max_bytes)
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return _read_image(p)
     try:
-        times, fps, warnings = _scan(p)
+        scan = _scan(p)
     except VideoError:
         # Not a video container: maybe an image with an unusual suffix.
         try:
@@ -140,42 +233,70 @@ def read_video(
         except VideoError:
             pass
         raise
-    order = np.argsort(np.asarray(times), kind="stable")
-    n_total = len(times)
+    pts, tb = scan.pts, scan.time_base
+    warnings = list(scan.warnings)
+    n_total = len(pts)
     if num_frames is None or num_frames >= n_total:
-        wanted = order
+        positions = np.arange(n_total)
     else:
-        if num_frames < 1:
-            raise VideoError("the number of frames to sample must be at least 1")
-        pos = np.linspace(0, n_total - 1, num_frames)
-        wanted = order[np.round(pos).astype(int)]
-    wanted_set = {int(i): k for k, i in enumerate(wanted)}
-    frames: list[np.ndarray | None] = [None] * len(wanted)
-    with av.open(str(p)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                k = wanted_set.get(i)
-                if k is not None:
-                    frames[k] = frame.to_ndarray(format="rgb24")
-                if i >= n_total - 1:
-                    break
-        except av.error.FFmpegError:
-            pass
+        positions = np.round(np.linspace(0, n_total - 1, num_frames)).astype(int)
+    targets = [pts[i] for i in positions]
+    frames: list[np.ndarray | None] = [None] * len(targets)
+    got_pts: list[int] = [0] * len(targets)
+    nxt = 0
+    decoded = 0
+    try:
+        with av.open(str(p)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for frame in container.decode(stream):
+                    fp = frame.pts if frame.pts is not None else pts[min(decoded, n_total - 1)]
+                    decoded += 1
+                    if nxt < len(targets) and fp >= targets[nxt]:
+                        img = frame.to_ndarray(format="rgb24")
+                        while nxt < len(targets) and fp >= targets[nxt]:
+                            frames[nxt], got_pts[nxt] = img, fp
+                            nxt += 1
+                    if nxt >= len(targets):
+                        break
+            except av.error.FFmpegError as exc:
+                if not scan.warnings:
+                    warnings.append(
+                        f"decoding stopped after {decoded} frames, the file is corrupt "
+                        f"there ({_ffmpeg_reason(exc)}); using the frames before that"
+                    )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{p}: the video cannot be decoded ({_ffmpeg_reason(exc)})") from None
     keep = [k for k, f in enumerate(frames) if f is not None]
     if not keep:
-        raise VideoError(f"{p}: no frame could be decoded")
-    arr = np.stack([frames[k] for k in keep])
-    idx = np.asarray([int(wanted[k]) for k in keep], dtype=np.int64)
-    ts = np.asarray([times[i] for i in idx], dtype=np.float64)
-    t0 = min(times)
-    duration = max(times) - t0 + (1.0 / fps if fps else 0.0)
+        raise VideoError(f"{p}: no frame of the video could be decoded")
+    if len(keep) < len(targets) and not any("corrupt" in w or "trunc" in w for w in warnings):
+        warnings.append(
+            f"only {len(keep)} of {len(targets)} sampled frames could be decoded "
+            "(the end of the file is damaged)"
+        )
+    # Repeated frames (several positions mapped to one decoded frame) are dropped.
+    uniq: list[int] = []
+    for k in keep:
+        if not uniq or got_pts[k] != got_pts[uniq[-1]]:
+            uniq.append(k)
+    arr = np.stack([frames[k] for k in uniq])
+    pts_arr = np.asarray(pts)
+    got = np.asarray([got_pts[k] for k in uniq])
+    idx = np.clip(np.searchsorted(pts_arr, got), 0, n_total - 1).astype(np.int64)
+    t0 = pts[0]
+    ts = np.asarray([float((g - t0) * tb) for g in got], dtype=np.float64)
+    fps = scan.fps
+    span = float((pts[-1] - t0) * tb)
+    duration = span + (1.0 / fps if fps else (span / max(n_total - 1, 1)))
+    if not fps:
+        fps = n_total / duration if duration > 0 else 25.0
     return VideoFrames(
         frames=arr,
         indices=idx,
-        timestamps=ts - t0,
-        fps=fps if fps else (n_total / duration if duration > 0 else 25.0),
+        timestamps=ts,
+        fps=float(fps),
         duration=float(duration),
         total_frames=n_total,
         path=str(p),
@@ -207,9 +328,7 @@ def write_video(
         from PIL import Image
 
         ims = [Image.fromarray(f) for f in frames]
-        ims[0].save(
-            out, save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0
-        )
+        ims[0].save(out, save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
         return out
     h, w = frames.shape[1:3]
     ph, pw = h % 2, w % 2
