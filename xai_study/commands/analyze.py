@@ -157,12 +157,12 @@ def _open(url: str):
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from xai_study.study.analysis import load_database
     from xai_study.study.export import export_tables
 
     db = _open(_db_url(args))
     study = pick_study(db, args.study)
-    responses = db.responses_frame(study)
-    participants = db.participants_frame(study)
+    responses, participants = load_database(db, study)
     paths = export_tables(responses, participants, args.out)
     print(
         f"study {study or '(empty database)'}: {len(participants)} participants, "
@@ -174,7 +174,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from xai_study.study.analysis import analyze, load_metrics, save_plots
+    from xai_study.study.analysis import analyze, load_database, load_metrics, save_plots
     from xai_study.study.export import export_analysis, read_participants, read_responses
 
     if args.db:
@@ -182,8 +182,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             raise StudyError("--participants goes with --responses, not with --db")
         db = _open(args.db)
         study = pick_study(db, args.study)
-        responses = db.responses_frame(study)
-        participants = db.participants_frame(study)
+        responses, participants = load_database(db, study)
     else:
         if args.study:
             raise StudyError("--study goes with --db")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -595,7 +596,7 @@ def analyze(
     video_table.index.name = "video_id"
     video_table.columns.name = "explainer"
     tests["chi2_independence"] = _independence(video_table.to_numpy())
-    single = df[df["q2_choice"].map(lambda v: len(split_choices(v)) == 1)]
+    single = df.loc[df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)]
     kappa_table = (
         single.dropna(subset=["video_id"])
         .groupby(["video_id", "q2_choice"])
@@ -632,6 +633,18 @@ def analyze(
     )
     result.stats = stats_table(result)
     return result
+
+
+def load_database(db: Any, study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``(responses, participants)`` tables of ``study`` in a study database."""
+    return db.responses_frame(study), db.participants_frame(study)
+
+
+def analyze_database(db: Any, study: str | None = None, **options: Any) -> Analysis:
+    """:func:`analyze` on a study database (what the results page and ``analyze --db``
+    show); ``options`` are those of :func:`analyze`."""
+    responses, participants = load_database(db, study)
+    return analyze(responses, participants, **options)
 
 
 def _goodness_of_fit(counts: np.ndarray) -> dict[str, float | str]:

@@ -1,0 +1,256 @@
+"""The admin results page (``/results``): live statistics, plots and CSV downloads.
+
+Locked behind the admin password (``XAI_STUDY_ADMIN_PASSWORD``; in production mode there
+is no default and the page stays locked without it). Every event handler checks the
+password itself (hidden endpoints are still callable over HTTP), so nothing is computed
+or sent to a caller without it. The numbers come from
+:func:`xai_study.study.analysis.analyze_database`, the same function as
+``xai-study analyze --db``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from xai_study.study.analysis import Analysis, analyze_database, figures, load_database
+from xai_study.study.export import export_analysis, export_tables
+from xai_study.ui.context import AppContext
+
+#: Seconds between automatic refreshes once logged in.
+REFRESH_SECONDS = 30
+#: Pause after a wrong password (slows down guessing).
+WRONG_PASSWORD_DELAY = 1.0
+DOWNLOADS = ("responses.csv", "participants.csv", "stats.csv", "sign_tests.csv")
+
+
+@dataclass
+class Payload:
+    """What the page shows after a successful login / refresh."""
+
+    analysis: Analysis
+    files: dict[str, Path]
+    overview_md: str
+
+
+class _Files:
+    """One temporary folder per refresh; the previous one is removed (Gradio has
+    copied the files into its own cache by then)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: list[Path] = []
+
+    def new(self) -> Path:
+        path = Path(tempfile.mkdtemp(prefix="xai-study-results-"))
+        with self._lock:
+            self._dirs.append(path)
+            old, self._dirs = self._dirs[:-4], self._dirs[-4:]
+        for d in old:
+            shutil.rmtree(d, ignore_errors=True)
+        return path
+
+
+def _pct(value: float) -> str:
+    return (
+        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+    )
+
+
+def _p(value: float) -> str:
+    return "–" if value is None or math.isnan(float(value)) else f"{float(value):.3g}"
+
+
+def overview_markdown(result: Analysis, study: str) -> str:
+    """The page's text summary of ``result``."""
+    o = result.overview
+    lines = [f"### Study `{html.escape(study)}`", ""]
+    lines.append(
+        f"**Participants:** {int(o['participants'])} analysed"
+        f" ({int(o['completed'])} completed, {int(o['dropped_out'])} not completed"
+        f" = {_pct(o['dropout_rate'])} drop-out or still in progress)"
+        + (f"; {int(o['withdrawn'])} withdrawn, left out" if o["withdrawn"] else "")
+        + (
+            f"; {int(o['failed_attention_check'])} failed an attention check"
+            if o["failed_attention_check"]
+            else ""
+        )
+        + f". Answers: {int(o['answers'])}."
+    )
+    demo = result.demographics
+    for var, label in (("screen", "Screen"), ("familiarity", "Familiar with deepfakes")):
+        part = demo[demo["variable"] == var]
+        if len(part):
+            lines.append(
+                f"**{label}:** "
+                + ", ".join(
+                    f"{html.escape(str(r.level))} {_pct(r.share)}" for r in part.itertuples()
+                )
+            )
+    acc = result.accuracy_overall.iloc[0]
+    if acc["n"]:
+        lines.append(
+            f"**Q1 (which video is fake):** {_pct(acc['accuracy'])} correct of {int(acc['n'])}"
+            f" (95% CI {_pct(acc['ci_low'])}–{_pct(acc['ci_high'])});"
+            f" {int(acc['dont_know'])} \u201cI do not know\u201d."
+        )
+    c = result.choices
+    if len(c) and c["count"].sum():
+        top = c.loc[c["count"].idxmax()]
+        lines.append(
+            "**Q2 (best explanation):** "
+            + ", ".join(
+                f"{html.escape(r.explainer)} {int(r.count)} ({r.share:.0%})" for r in c.itertuples()
+            )
+            + f". Most chosen: **{html.escape(str(top['explainer']))}**."
+        )
+        gof = result.tests["chi2_gof"]
+        ind = result.tests["chi2_independence"]
+        kappa = result.tests["fleiss_kappa"]
+        lines.append(
+            f"Equal preference: χ² = {float(gof['statistic']):.2f}, p = {_p(gof['p_value'])}. "
+            f"Preference × video: χ² = {float(ind['statistic']):.2f}, p = {_p(ind['p_value'])}. "
+            f"Fleiss' κ = {float(kappa['kappa']):.3f} over {int(kappa['subjects'])} videos."
+        )
+    else:
+        lines.append("**Q2:** no answers yet.")
+    return "\n\n".join(lines)
+
+
+def build_payload(ctx: AppContext, out_dir: Path) -> Payload:
+    """Analyse the live database and write the downloadable CSVs into ``out_dir``."""
+    study = ctx.study.name
+    responses, participants = load_database(ctx.db, study)
+    result = analyze_database(ctx.db, study)
+    export_tables(responses, participants, out_dir)
+    export_analysis(result, out_dir)
+    files = {name: out_dir / name for name in DOWNLOADS}
+    return Payload(result, files, overview_markdown(result, study))
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rounded copy for on-screen tables."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(4)
+    return out
+
+
+def render(ctx: AppContext) -> dict[str, Any]:
+    """Lay out the results page inside the current Blocks / route context."""
+    files = _Files()
+
+    gr.Markdown("# Study results")
+    locked = not ctx.admin_password
+    with gr.Row(equal_height=True):
+        password = gr.Textbox(
+            type="password",
+            label="Admin password",
+            placeholder="locked: set XAI_STUDY_ADMIN_PASSWORD" if locked else "",
+            interactive=not locked,
+            scale=3,
+            elem_id="xs-admin-password",
+        )
+        login = gr.Button("Show results", variant="primary", scale=1, interactive=not locked)
+    status = gr.Markdown(
+        "The results page is locked: start the server with XAI_STUDY_ADMIN_PASSWORD set."
+        if locked
+        else "",
+        elem_id="xs-results-status",
+    )
+    with gr.Column(visible=False, elem_id="xs-results") as body:
+        overview = gr.Markdown(elem_id="xs-results-overview")
+        with gr.Row():
+            refresh = gr.Button("Refresh now", size="sm")
+            auto = gr.Checkbox(value=True, label=f"Refresh every {REFRESH_SECONDS} s")
+        with gr.Row():
+            dl = {
+                name: gr.DownloadButton(f"Download {name}", size="sm", elem_id=f"xs-dl-{i}")
+                for i, name in enumerate(DOWNLOADS)
+            }
+        with gr.Row():
+            plot_choices = gr.Plot(label="Q2 choice shares", format="png")
+            plot_accuracy = gr.Plot(label="Q1 accuracy by familiarity", format="png")
+        plot_video = gr.Plot(label="Preference per video", format="png")
+        choices = gr.Dataframe(label="Q2 choices per explainer (95% Wilson CI)", interactive=False)
+        sign_tests = gr.Dataframe(
+            label="Pairwise sign tests (answer and participant level, Holm-corrected)",
+            interactive=False,
+        )
+        correlations = gr.Dataframe(
+            label="Spearman correlation of preference share with the objective metrics",
+            interactive=False,
+        )
+        with gr.Row():
+            acc_fam = gr.Dataframe(label="Q1 accuracy by familiarity", interactive=False)
+            demographics = gr.Dataframe(label="Demographics", interactive=False)
+        acc_video = gr.Dataframe(label="Q1 accuracy per video", interactive=False)
+        dropout = gr.Dataframe(
+            label="Drop-out: participants who answered at least k sections", interactive=False
+        )
+    timer = gr.Timer(REFRESH_SECONDS, active=False)
+
+    tables = [choices, sign_tests, correlations, acc_fam, demographics, acc_video, dropout]
+    plots = [plot_choices, plot_accuracy, plot_video]
+    outputs = [status, body, overview, *plots, *tables, *dl.values(), timer]
+
+    def denied(message: str) -> list[Any]:
+        empty = pd.DataFrame()
+        return [
+            message,
+            gr.Column(visible=False),
+            "",
+            *[None] * len(plots),
+            *[empty] * len(tables),
+            *[gr.DownloadButton(value=None) for _ in dl],
+            gr.Timer(active=False),
+        ]
+
+    def show(pw: str | None, keep_refreshing: bool = True) -> list[Any]:
+        if not ctx.admin_password:
+            return denied("The results page is locked (no admin password configured).")
+        if not ctx.check_admin(pw):
+            time.sleep(WRONG_PASSWORD_DELAY)
+            return denied("Wrong password.")
+        payload = build_payload(ctx, files.new())
+        r = payload.analysis
+        figs = figures(r)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        return [
+            f"Updated {stamp}.",
+            gr.Column(visible=True),
+            payload.overview_md,
+            figs["choice_shares"],
+            figs["accuracy_by_familiarity"],
+            figs["preference_by_video"],
+            _display(r.choices),
+            _display(r.sign_tests),
+            _display(r.correlations),
+            _display(r.accuracy_by_familiarity),
+            _display(r.demographics),
+            _display(r.accuracy_by_video),
+            r.reached,
+            *[gr.DownloadButton(value=str(payload.files[name])) for name in dl],
+            gr.Timer(active=bool(keep_refreshing)),
+        ]
+
+    common = {"outputs": outputs, "api_visibility": "private", "concurrency_limit": 2}
+    login.click(show, inputs=[password, auto], **common)
+    password.submit(show, inputs=[password, auto], **common)
+    refresh.click(show, inputs=[password, auto], **common)
+    timer.tick(show, inputs=[password, auto], show_progress="hidden", **common)
+    auto.change(
+        lambda on: gr.Timer(active=bool(on)), inputs=auto, outputs=timer, api_visibility="private"
+    )
+    return {"password": password, "status": status, "body": body, "show": show, "outputs": outputs}
