@@ -235,8 +235,8 @@ def prepare_participants(
         )
         fallback = first[col].reindex(out["participant_id"])
         merged = own.where(own.notna(), fallback)
-        out[col] = merged.map(lambda v: v if v is pd.NA or v is None else str(v).lower()).to_numpy()
-        out[col] = out[col].map(lambda v: pd.NA if v is None else v).astype("object")
+        out[col] = merged.map(lambda v: pd.NA if pd.isna(v) else str(v).lower()).to_numpy()
+        out[col] = out[col].astype("object")
     out["answered"] = answered.reindex(out["participant_id"]).fillna(0).astype("int64").to_numpy()
     for col in ("checks_passed", "checks_total"):
         values = (
@@ -337,6 +337,12 @@ def fleiss_kappa_table(table: np.ndarray) -> tuple[float, str]:
 # --------------------------------------------------------------------------- metrics
 
 
+def _metric_name(name: object) -> str | None:
+    """``V``, ``tau``, ``rho`` or ``mu`` for a metric name or alias (``τ``, ``Variance``)."""
+    text = str(name).strip().lower()
+    return _METRIC_ALIASES.get(text) or _METRIC_ALIASES.get(explainer_key(text))
+
+
 def load_metrics(path: str | Path) -> pd.DataFrame:
     """Objective metrics per explainer from an ``xai-study evaluate`` ``summary.csv``.
 
@@ -364,15 +370,18 @@ def metrics_table(raw: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
         value_col = cols.get("mean", cols.get("value"))
         long = raw[[name_col, cols["metric"], value_col]].copy()
         long.columns = ["explainer", "metric", "value"]
-        long["metric"] = long["metric"].map(lambda m: _METRIC_ALIASES.get(explainer_key(m)))
+        long["metric"] = long["metric"].map(_metric_name)
         long = long.dropna(subset=["metric"])
         wide = long.pivot_table(index="explainer", columns="metric", values="value", aggfunc="mean")
     else:
         picked = {}
         for col in raw.columns:
-            key = explainer_key(col)
-            key = key[: -len("mean")] if key.endswith("mean") and key != "mean" else key
-            metric = _METRIC_ALIASES.get(key)
+            key = str(col).strip().lower()
+            for suffix in ("_mean", " mean", "mean"):
+                if key.endswith(suffix) and key != suffix:
+                    key = key[: -len(suffix)]
+                    break
+            metric = _metric_name(key)
             if metric and metric not in picked:
                 picked[metric] = col
         if not picked:
@@ -537,7 +546,7 @@ def analyze(
     # demographics
     demo_rows = []
     for var, order in (("screen", _SCREEN_ORDER), ("familiarity", _FAMILIARITY_ORDER)):
-        values = people[var].map(lambda v: "unknown" if v is pd.NA or v is None else v)
+        values = people[var].map(lambda v: "unknown" if pd.isna(v) else v)
         vc = values.value_counts()
         for level in _order(vc.index, order):
             demo_rows.append(
@@ -577,7 +586,7 @@ def analyze(
     accuracy_overall = accuracy_rows([("all", q1)])
     videos = sorted(q1["video_id"].dropna().unique(), key=str)
     accuracy_by_video = accuracy_rows((v, q1[q1["video_id"] == v]) for v in videos)
-    fam = q1["familiarity"].map(lambda v: "unknown" if v is pd.NA or v is None else v)
+    fam = q1["familiarity"].map(lambda v: "unknown" if pd.isna(v) else v)
     accuracy_by_familiarity = accuracy_rows(
         (level, q1[fam == level]) for level in _order(fam.unique(), _FAMILIARITY_ORDER)
     )
