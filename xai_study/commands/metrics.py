@@ -99,6 +99,12 @@ def register(subparsers) -> None:
         help="deletion/insertion steps (default: 8 fast, 20 paper; 0 skips faithfulness)",
     )
     e.add_argument(
+        "--baseline",
+        choices=("blur", "black", "grey", "mean"),
+        default="blur",
+        help="what deleted pixels become / inserted pixels start from (default: blur)",
+    )
+    e.add_argument(
         "--sanity",
         action="store_true",
         help="also run the model-randomisation check (explains every video twice)",
@@ -190,6 +196,7 @@ def run_evaluate(args) -> int:
         split=args.split,
         detector=args.detector,
         steps=args.steps,
+        baseline=args.baseline,
         sanity=args.sanity,
         n_boot=args.bootstrap,
         seed=args.seed,
@@ -368,6 +375,7 @@ def evaluate(
     split: str | None = None,
     detector: str | None = None,
     steps: int | None = None,
+    baseline: str = "blur",
     sanity: bool = False,
     n_boot: int = 2000,
     seed: int = 0,
@@ -416,6 +424,7 @@ def evaluate(
         "frames": config["frames"],
         "size": config["size"],
         "steps": steps,
+        "baseline": baseline,
         "detector": detector or "plain",
         "sanity": sanity,
         "seed": seed,
@@ -442,8 +451,8 @@ def evaluate(
     initial = sum((v["video"], e) in done for v in videos for e in explainers)
     new_file = not csv_path.is_file()
     bar = tqdm(total=total, initial=initial, desc="evaluate", unit="expl", disable=not progress)
-    deletion = DeletionAUC(steps=max(steps, 1), seed=seed) if steps else None
-    insertion = InsertionAUC(steps=max(steps, 1), seed=seed) if steps else None
+    deletion = DeletionAUC(steps, baseline, seed=seed) if steps else None
+    insertion = InsertionAUC(steps, baseline, seed=seed) if steps else None
     with open(csv_path, "a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         if new_file:

@@ -1,0 +1,178 @@
+"""The ``metrics`` and ``evaluate`` commands (toy detectors with a known answer)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import xai_study.commands.metrics as cm
+from xai_study.cli import main
+from xai_study.errors import XaiStudyError
+
+
+def run_cli(*args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "xai_study", *map(str, args)], capture_output=True, text=True
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+
+def test_metrics_json_known_values(tmp_path, capsys):
+    const = tmp_path / "const.npz"
+    np.savez(const, maps=np.full((3, 16, 16), 2.0))
+    uniform = tmp_path / "uniform.npz"
+    np.savez(uniform, maps=np.stack([np.full((16, 16), v) for v in (1.0, 2.0, 3.0)]))
+    assert main(["metrics", str(const), str(uniform), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0] == {"file": str(const), "V": 0.0, "tau": None, "rho": None, "mu": None}
+    assert out[1]["mu"] == pytest.approx(0.25) and out[1]["V"] == 0.0
+
+
+def test_metrics_signed_flag_in_file_or_option(tmp_path, capsys):
+    maps = np.zeros((1, 20, 20))
+    maps[0, 8:12, 8:12] = 1.0
+    maps[0, :2, :2] = -5.0
+    plain, flagged = tmp_path / "plain.npz", tmp_path / "flagged.npz"
+    np.savez(plain, maps=maps)
+    np.savez(flagged, maps=maps, signed=True)
+    main(["metrics", str(plain), str(flagged), "--json"])
+    a, b = json.loads(capsys.readouterr().out)
+    assert b["mu"] == pytest.approx(1.0) and a["mu"] < 0.5
+    main(["metrics", str(plain), "--signed", "--json"])
+    assert json.loads(capsys.readouterr().out)[0]["mu"] == pytest.approx(1.0)
+
+
+def test_metrics_table_with_mask(tmp_path, capsys):
+    mask = np.zeros((2, 20, 20), bool)
+    mask[:, 5:15, 5:15] = True
+    f = tmp_path / "m.npz"
+    np.savez(f, maps=mask.astype(np.float32), mask=mask)
+    assert main(["metrics", str(f)]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:5] == ["file", "V", "tau", "rho", "mu"]
+    assert "mass_accuracy" in header and "pointing_game_chance" in header
+    values = dict(zip(header.split()[1:], map(float, row.split()[1:]), strict=True))
+    assert values["mass_accuracy"] == 1.0 and values["mass_accuracy_chance"] == 0.25
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (b"not a zip", "not a readable .npz"),
+        ({"other": np.zeros((2, 4, 4))}, "no array 'maps'"),
+        ({"maps": np.zeros((2, 2, 4, 4))}, "T x H x W"),
+        ({"maps": np.full((1, 4, 4), np.nan)}, "NaN"),
+    ],
+)
+def test_metrics_bad_input_is_one_line_error(tmp_path, content, message):
+    f = tmp_path / "bad.npz"
+    if isinstance(content, bytes):
+        f.write_bytes(content)
+    elif isinstance(content, dict):
+        np.savez(f, **content)
+    rc, out, err = run_cli("metrics", f)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+# --- labels ----------------------------------------------------------------------------
+
+
+def test_read_labels(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label,split\nf.mp4,fake,test\nr.mp4,0,train\ng.mp4,1,test\n")
+    rows = cm.read_labels(csv)
+    assert [r["label"] for r in rows] == ["fake", "real", "fake"]
+    assert rows[0]["path"] == tmp_path / "f.mp4"
+    assert [r["video"] for r in cm.read_labels(csv, split="test")] == ["f.mp4", "g.mp4"]
+    assert len(cm.read_labels(csv, limit=1)) == 1
+    csv.write_text("path,label\nf.mp4,maybe\n")
+    with pytest.raises(XaiStudyError, match="line 2"):
+        cm.read_labels(csv)
+    csv.write_text("name,label\nf.mp4,fake\n")
+    with pytest.raises(XaiStudyError, match="'path'"):
+        cm.read_labels(csv)
+
+
+def test_evaluate_rejects_unknown_explainer(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\nf.mp4,fake\n")
+    rc, _, err = run_cli(
+        "evaluate", "--data", csv, "--explainers", "gradcam,nope", "--out", tmp_path / "o"
+    )
+    assert rc == 2 and "unknown explainer(s) nope" in err
+
+
+# --- evaluate end to end (toy region detectors) ----------------------------------------
+
+
+REGION = (0.15, 0.55, 0.45, 0.9)
+
+
+@pytest.fixture
+def toy_setup(tmp_path, monkeypatch, short_face_video, no_face_video):
+    from xai_study.explainers.toys import make_region_detector, region_mask
+
+    detectors = {
+        a: make_region_detector(a, input_size=64, region=REGION) for a in ("plain", "bonettini")
+    }
+
+    def masks(mask_path, video_path, clip):  # the toy detector's region is the "swap"
+        m = region_mask(clip.frames.shape[1], REGION)
+        return np.broadcast_to(m, clip.frames.shape[:3]).copy()
+
+    monkeypatch.setattr(cm, "_clip_masks", masks)
+    monkeypatch.setitem(cm.PRESETS, "fast", {**cm.PRESETS["fast"], "frames": 4, "size": 64})
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        f"id,path,label\nfake1,{short_face_video},fake\nreal1,{short_face_video},real\n"
+        f"noface,{no_face_video},fake\n"
+    )
+    return csv, detectors
+
+
+def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
+    csv, detectors = toy_setup
+    out = tmp_path / "out"
+    kwargs = dict(steps=4, n_boot=100, progress=False, detectors=detectors)
+    paths = cm.evaluate(csv, ["gradcam", "bonettini"], out, **kwargs)
+    df = pd.read_csv(paths["per_video"])
+    assert len(df) == 6 and list(df.columns) == cm.CSV_COLUMNS
+    assert df.loc[df.video == "noface", "error"].str.contains("no face").all()
+    ok = df[df.video == "fake1"].set_index("explainer")
+    # the toy detector looks only at the region: both explainers localise it
+    for e in ("gradcam", "bonettini"):
+        assert ok.loc[e, "mass_accuracy"] > 0.6 > ok.loc[e, "mass_accuracy_chance"]
+        assert ok.loc[e, "pointing_game"] == 1.0
+        assert 0 <= ok.loc[e, "deletion_auc"] < ok.loc[e, "insertion_auc"] <= 1
+    assert df[df.video == "real1"]["mass_accuracy"].isna().all()
+    summary = pd.read_csv(paths["summary_csv"])
+    assert {"mass_accuracy_excess", "tau", "deletion_auc"} <= set(summary.metric)
+    assert set(summary.group) == {"fake", "real"}
+    md = paths["summary_md"].read_text()
+    assert "Localisation on fake videos" in md and "| gradcam | 1 |" in md
+    assert paths["plot"].stat().st_size > 10_000
+
+    # resuming recomputes nothing
+    calls = []
+    import xai_study.explainers as ex
+
+    original = ex.create_explainer
+    monkeypatch.setattr(
+        ex, "create_explainer", lambda *a, **k: calls.append(a) or original(*a, **k)
+    )
+    cm.evaluate(csv, ["gradcam", "bonettini"], out, **kwargs)
+    assert calls == [] and len(pd.read_csv(paths["per_video"])) == 6
+    # other settings in the same folder are refused
+    with pytest.raises(XaiStudyError, match="other settings"):
+        cm.evaluate(csv, ["gradcam"], out, **{**kwargs, "steps": 2})
