@@ -55,7 +55,8 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` (without its index) as UTF-8 CSV with every cell neutralised."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    neutralise_frame(frame).to_csv(path, index=False, lineterminator="\n")
+    # CRLF (RFC 4180) also makes the csv writer quote cells holding a lone CR or LF
+    neutralise_frame(frame).to_csv(path, index=False, lineterminator="\r\n")
     return path
 
 

@@ -213,7 +213,7 @@ def render(ctx: AppContext) -> dict[str, Any]:
             "",
             *[None] * len(plots),
             *[empty] * len(tables),
-            *[gr.DownloadButton(value=None) for _ in dl],
+            *[None for _ in dl],
             gr.Timer(active=False),
         ]
 
@@ -241,7 +241,7 @@ def render(ctx: AppContext) -> dict[str, Any]:
             _display(r.demographics),
             _display(r.accuracy_by_video),
             r.reached,
-            *[gr.DownloadButton(value=str(payload.files[name])) for name in dl],
+            *[str(payload.files[name]) for name in dl],
             gr.Timer(active=bool(keep_refreshing)),
         ]
 
