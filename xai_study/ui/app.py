@@ -40,14 +40,16 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     ctx.study_row_id = ctx.extra["survey"].study_row_id
     with gr.Blocks(title=ctx.study.title, analytics_enabled=False) as blocks:
         survey_page.build(ctx, blocks)
-        for name, path, module_name in PAGES:
-            module = _optional_page(module_name)
-            if module is None or not hasattr(module, "render"):
-                log.info("page /%s skipped: %s not available", path, module_name)
-                continue
-            with blocks.route(name, f"/{path}"):
-                module.render(ctx)
-    ctx.extra["pages"] = [p for _, p, m in PAGES if _optional_page(m) is not None]
+    pages = []
+    for name, path, module_name in PAGES:
+        module = _optional_page(module_name)
+        if module is None or not hasattr(module, "render"):
+            log.info("page /%s skipped: %s not available", path, module_name)
+            continue
+        with blocks.route(name, f"/{path}", show_in_navbar=False):
+            module.render(ctx)
+        pages.append(path)
+    ctx.extra["pages"] = pages
     return blocks
 
 

@@ -137,7 +137,16 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
 
     with gr.Column(visible=False, elem_id="xs-check") as check_col:
         check_md = gr.Markdown("")
-        check_radio = gr.Radio([], label="Your answer", elem_id="xs-check-answer")
+        # one radio per check, with fixed choices (validated by gradio without session)
+        check_radios = {
+            chk.id: gr.Radio(
+                list(chk.choices),
+                label="Your answer",
+                visible=False,
+                elem_id=f"xs-check-{chk.id}",
+            )
+            for chk in st.attention_checks
+        }
         check_btn = gr.Button("Continue", variant="primary", elem_id="xs-check-next")
 
     with gr.Column(visible=False, elem_id="xs-done") as done_col:
@@ -161,7 +170,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         q1,
         q2,
         check_md,
-        check_radio,
+        *check_radios.values(),
         done_md,
     ]
     skip = gr.skip
@@ -180,7 +189,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         sec_updates: list[Any] = [skip()] * (2 + n_anim + 2)
         item = ""
         prog = skip()
-        check_upd = [skip(), skip()]
+        check_upd = [skip()] * (1 + len(check_radios))
         done = skip()
         if step.kind == "section":
             sv = step.section
@@ -197,7 +206,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             item = step.check.id
             check_upd = [
                 gr.update(value=f"### {html.escape(step.check.question)}"),
-                gr.update(choices=list(step.check.choices), value=None),
+                *[gr.update(visible=cid == step.check.id, value=None) for cid in check_radios],
             ]
         elif step.kind == "complete":
             code = html.escape(step.code)
@@ -267,8 +276,10 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         except XaiStudyError as exc:
             return error_view(str(exc))
 
-    def on_check(tok: str, check: str, ans: str):
+    def on_check(tok: str, check: str, *answers: str):
         try:
+            ids = list(check_radios)
+            ans = answers[ids.index(check)] if check in ids else None
             return view(survey.submit_check(tok, check, ans), tok)
         except XaiStudyError as exc:
             return error_view(str(exc))
@@ -280,5 +291,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         on_demographics, inputs=[token, screen, familiarity], api_name="demographics", **common
     )
     answer_btn.click(on_answer, inputs=[token, item_id, q1, q2], api_name="answer", **common)
-    check_btn.click(on_check, inputs=[token, item_id, check_radio], api_name="check", **common)
+    check_btn.click(
+        on_check, inputs=[token, item_id, *check_radios.values()], api_name="check", **common
+    )
     return {"outputs": outputs, "token": token}

@@ -1,0 +1,341 @@
+"""Load test of the survey: N simulated participants at once over the server's HTTP API.
+
+Starts ``xai-study serve`` (one or more processes on one database), runs N participants
+concurrently through the same endpoints the browser uses (consent -> demographics ->
+every section -> attention checks -> completion code), optionally double-submitting
+answers (double clicks) and killing + restarting the servers half way, then checks the
+database: every answer of every participant present, none duplicated, none crossed
+between participants (each stored answer is the one that participant sent). Prints the
+answer-save latency (median, p95) and exits 1 on any failure.
+
+    .venv/bin/python scripts/loadtest.py                       # 100 participants, demo study
+    .venv/bin/python scripts/loadtest.py -n 100 --kill-restart --double-submit 0.2
+    .venv/bin/python scripts/loadtest.py --db postgresql+psycopg://u@host/db --servers 2
+    .venv/bin/python scripts/loadtest.py --url http://host:7860/ --db URL   # running server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OUT = {"token": 1, "item": 2, "message": 4, "done": -1}
+
+
+class CallFailed(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One ``xai-study serve`` subprocess."""
+
+    def __init__(self, study: str, db: str, port: int, log: Path) -> None:
+        self.study, self.db, self.port, self.log = study, db, port, log
+        self.url = f"http://127.0.0.1:{port}/"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        cmd = [sys.executable, "-m", "xai_study", "serve", "--study", self.study, "--db", self.db]
+        cmd += ["--port", str(self.port), "--concurrency", "32"]
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"error: server exited: see {self.log}")
+            try:
+                if requests.get(self.url + "gradio_api/info", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"error: server did not start in {timeout:.0f} s: see {self.log}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+def call(
+    session: requests.Session, url: str, api: str, data: list, retry_s: float = 90, query: str = ""
+):
+    """POST /gradio_api/call/<api>, read the result stream; retry while the server is
+    down (a kill/restart), since every endpoint is idempotent."""
+    deadline = time.time() + retry_s
+    while True:
+        try:
+            r = session.post(f"{url}gradio_api/call/{api}{query}", json={"data": data}, timeout=60)
+            r.raise_for_status()
+            event = r.json()["event_id"]
+            with session.get(f"{url}gradio_api/call/{api}/{event}", stream=True, timeout=120) as s:
+                kind = None
+                for raw in s.iter_lines(decode_unicode=True):
+                    if raw.startswith("event:"):
+                        kind = raw.split(":", 1)[1].strip()
+                    elif raw.startswith("data:") and kind in ("complete", "error"):
+                        payload = raw.split(":", 1)[1].strip()
+                        if kind == "error":
+                            raise CallFailed(f"{api}: server error {payload}")
+                        return json.loads(payload)
+            raise requests.ConnectionError("stream ended without a result")
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+            if time.time() > deadline:
+                raise CallFailed(f"{api}: {exc}") from exc
+            time.sleep(0.5)
+
+
+class Participant:
+    def __init__(self, k: int, rng: random.Random, double: float) -> None:
+        self.k = k
+        self.pid = f"LOAD{k:05d}"
+        self.rng = rng
+        self.double = double
+        self.sent: dict[str, tuple[str, str]] = {}
+        self.checks: dict[str, str] = {}
+        self.latencies: list[float] = []
+        self.token = ""
+        self.code = ""
+
+    def run(self, urls: list[str], checks, gate: threading.Event | None, at_half) -> None:
+        s = requests.Session()
+        url = urls[self.k % len(urls)]
+        # recruiting-platform parameters, as in a Prolific link (recorded from the query)
+        query = f"?PROLIFIC_PID={self.pid}&STUDY_ID=load&SESSION_ID=s{self.k}"
+        out = call(s, url, "consent", [None, True], query=query)
+        self.token = out[OUT["token"]]
+        if not isinstance(self.token, str) or not self.token:
+            raise CallFailed(f"participant {self.k}: consent failed: {out[OUT['message']]}")
+        out = call(s, url, "demographics", [self.token, "large", self.rng.choice(["yes", "no"])])
+        answered = 0
+        while True:
+            item = out[OUT["item"]]
+            msg = out[OUT["message"]]
+            if isinstance(msg, str) and msg:
+                raise CallFailed(f"participant {self.k}: {msg}")
+            if not item:
+                break
+            if item.startswith("ac"):
+                chk = next(c for c in checks if c.id == item)
+                self.checks[item] = chk.answer
+                values = [chk.answer if c.id == item else None for c in checks]
+                out = call(s, url, "check", [self.token, item, *values])
+                continue
+            q1 = self.rng.choice(["video1", "video2", "dont_know"])
+            q2 = self.rng.choice("ABCD")
+            self.sent[item] = (q1, q2)
+            t0 = time.perf_counter()
+            if self.rng.random() < self.double:
+                with ThreadPoolExecutor(2) as pool:
+                    futs = [
+                        pool.submit(
+                            call, requests.Session(), url, "answer", [self.token, item, q1, q2]
+                        )
+                        for _ in range(2)
+                    ]
+                    outs = [f.result() for f in futs]
+                out = next((o for o in outs if not o[OUT["message"]]), outs[0])
+            else:
+                out = call(s, url, "answer", [self.token, item, q1, q2])
+            self.latencies.append(time.perf_counter() - t0)
+            answered += 1
+            if at_half is not None and answered == 2:
+                at_half()
+                if gate is not None:
+                    gate.wait(180)
+        done = out[OUT["done"]]
+        text = done.get("value", "") if isinstance(done, dict) else str(done)
+        self.code = text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "-n", "--participants", type=int, default=100, help="simulated participants (default 100)"
+    )
+    ap.add_argument(
+        "--study", default="study_data/demo", help="study folder (default study_data/demo)"
+    )
+    ap.add_argument(
+        "--db", default=None, help="database URL (default: a fresh SQLite file in a temp folder)"
+    )
+    ap.add_argument(
+        "--url", default=None, help="use this running server instead of starting one (needs --db)"
+    )
+    ap.add_argument(
+        "--servers", type=int, default=1, help="server processes sharing the database (default 1)"
+    )
+    ap.add_argument(
+        "--double-submit",
+        type=float,
+        default=0.1,
+        help="share of answers sent twice at once (default 0.1)",
+    )
+    ap.add_argument(
+        "--kill-restart", action="store_true", help="SIGKILL and restart the servers half way"
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from xai_study.study.db import Database
+    from xai_study.study.spec import load_study
+
+    study = load_study(args.study)
+    tmp = Path(tempfile.mkdtemp(prefix="xs-load-"))
+    db_url = args.db or f"sqlite:///{tmp / 'load.sqlite3'}"
+    if args.url and not args.db:
+        raise SystemExit("error: --url needs --db (the database the server writes to)")
+    servers: list[Server] = []
+    if args.url:
+        urls = [args.url.rstrip("/") + "/"]
+    else:
+        for i in range(args.servers):
+            servers.append(Server(str(study.root), db_url, free_port(), tmp / f"server{i}.log"))
+        for srv in servers:
+            srv.start()
+        urls = [srv.url for srv in servers]
+    print(f"{args.participants} participants on {len(urls)} server(s), db {db_url.split('@')[-1]}")
+
+    gate = threading.Event() if args.kill_restart else None
+    lock = threading.Lock()
+    reached = [0]
+    restarted = {"done": False, "answers_before": 0}
+
+    def at_half() -> None:
+        with lock:
+            reached[0] += 1
+            if gate is None or reached[0] != max(1, args.participants // 2) or not servers:
+                return
+        # half the participants are past their 2nd answer: kill every server, restart
+        restarted["answers_before"] = len(Database(db_url).responses_frame(study.name))
+        for srv in servers:
+            srv.kill()
+        print(f"killed the server(s) with {restarted['answers_before']} answers stored; restarting")
+        for srv in servers:
+            srv.start()
+        restarted["done"] = True
+        gate.set()
+
+    people = [
+        Participant(k, random.Random(args.seed * 100003 + k), args.double_submit)
+        for k in range(args.participants)
+    ]
+    errors: list[str] = []
+    t0 = time.time()
+    from tqdm import tqdm
+
+    with (
+        ThreadPoolExecutor(args.participants) as pool,
+        tqdm(total=len(people), desc="participants", file=sys.stderr) as bar,
+    ):
+        futs = [
+            pool.submit(
+                p.run, urls, study.attention_checks, gate, at_half if args.kill_restart else None
+            )
+            for p in people
+        ]
+        if gate is not None:
+            threading.Timer(240, gate.set).start()  # never wait forever
+        for f in futs:
+            try:
+                f.result()
+            except Exception as exc:  # noqa: BLE001 - collected and reported
+                errors.append(str(exc))
+            bar.update()
+    wall = time.time() - t0
+    for srv in servers:
+        srv.kill()
+
+    # -- check the database ---------------------------------------------------------------
+    db = Database(db_url)
+    frame = db.responses_frame(study.name)
+    parts = db.participants_frame(study.name)
+    by_token = {}
+    for p in people:
+        if p.token:
+            by_token[p.token] = db.participant_by_token(p.token)
+    problems = list(errors)
+    expected = sum(len(p.sent) for p in people)
+    mine = frame[frame["participant_id"].isin([par.id for par in by_token.values() if par])]
+    if mine.duplicated(["participant_id", "section"]).any():
+        problems.append("duplicated answers")
+    lost = crossed = 0
+    for p in people:
+        par = by_token.get(p.token)
+        if par is None:
+            lost += len(p.sent)
+            continue
+        rows = mine[mine["participant_id"] == par.id].set_index("section")
+        if par.prolific_pid != p.pid:
+            crossed += 1
+        if len(rows) != study.sections_shown:
+            problems.append(
+                f"participant {p.k}: {len(rows)} answers stored, {study.sections_shown} expected"
+            )
+        for section, (q1, q2) in p.sent.items():
+            if section not in rows.index:
+                lost += 1
+                continue
+            row = rows.loc[section]
+            if row["q1_answer"] != q1 or row["q2_position"] != q2:
+                crossed += 1
+        if study.completion_code not in p.code:
+            problems.append(f"participant {p.k}: no completion code")
+        if par.status != "completed":
+            problems.append(f"participant {p.k}: status {par.status}")
+    dup_pids = parts["prolific_pid"].dropna().duplicated().sum()
+    if dup_pids:
+        problems.append(f"{dup_pids} participants created twice")
+    lat = sorted(x for p in people for x in p.latencies)
+    med = statistics.median(lat) * 1000 if lat else float("nan")
+    p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))] * 1000 if lat else float("nan")
+    print(f"participants: {len(people)} sent answers: {expected} stored answers: {len(mine)}")
+    print(
+        f"lost: {lost} duplicated: {int(mine.duplicated(['participant_id', 'section']).sum())} crossed: {crossed}"
+    )
+    if args.kill_restart:
+        print(
+            f"kill-restart: {'done' if restarted['done'] else 'NOT DONE'}, answers stored before the kill: {restarted['answers_before']}"
+        )
+        if not restarted["done"] and servers:
+            problems.append("kill-restart did not happen")
+    print(
+        f"answer-save latency: median {med:.0f} ms, p95 {p95:.0f} ms ({len(lat)} answers, {wall:.1f} s wall)"
+    )
+    if lost or crossed or problems:
+        for msg in problems[:20]:
+            print(f"FAIL {msg}")
+        print("FAILED")
+        return 1
+    print("OK: nothing lost, duplicated or crossed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
