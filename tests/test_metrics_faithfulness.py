@@ -179,3 +179,34 @@ def test_spearman_edge_cases():
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
     with pytest.raises(XaiStudyError):
         spearman([1, 2], [1, 2, 3])
+
+
+def test_known_endpoints_save_two_clips_and_change_nothing():
+    maps = np.random.default_rng(0).random((2, 10, 10))
+    frames = np.random.default_rng(1).integers(0, 256, (2, 10, 10, 3), dtype=np.uint8)
+    seen = []
+
+    def counting(batch):
+        seen.append(len(batch))
+        return patch_scorer(batch)
+
+    for cls in (DeletionAUC, InsertionAUC):
+        metric = cls(steps=6, baseline="blur", batch_size=3)
+        full = metric(frames, maps, counting)
+        assert sum(seen) == 7
+        seen.clear()
+        ends = metric.endpoints(frames, counting)
+        assert sum(seen) == 2
+        seen.clear()
+        assert metric(frames, maps, counting, endpoints=ends) == pytest.approx(full)
+        assert sum(seen) == 5
+        seen.clear()
+
+
+def test_detector_scorer_uses_the_detectors_aggregation():
+    det = TinyDetector()
+    det.aggregate = lambda logits: float(np.max(logits))  # e.g. a config'd aggregation
+    clips = np.random.default_rng(3).integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = [det(det.preprocess(c)).max().item() for c in clips]
+    assert np.allclose(detector_scorer(det)(clips), want, atol=1e-6)

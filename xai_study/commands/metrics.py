@@ -84,7 +84,13 @@ def register(subparsers) -> None:
         default="fast",
         help="explainer/clip settings: fast (few frames, few samples) or paper (default: fast)",
     )
-    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N videos only")
+    e.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N fake and N real videos (the first of each, in file order)",
+    )
     e.add_argument("--split", default=None, help="only rows whose 'split' column equals this")
     e.add_argument(
         "--detector",
@@ -260,7 +266,11 @@ def _label(value: str, line: int, path: Path) -> str:
 
 
 def read_labels(path: Path, split: str | None = None, limit: int | None = None) -> list[dict]:
-    """Rows ``{video, path, label, split, mask}`` of a labels CSV (paths made absolute)."""
+    """Rows ``{video, path, label, split, mask}`` of a labels CSV (paths made absolute).
+
+    ``split`` keeps the rows of that split; ``limit`` keeps at most that many fake and
+    that many real videos (the first of each label, so a subset stays balanced).
+    """
     import csv
 
     if not path.is_file():
@@ -311,7 +321,15 @@ def read_labels(path: Path, split: str | None = None, limit: int | None = None) 
         )
     if not rows:
         raise XaiStudyError(f"{path}: no videos" + (f" in split {split!r}" if split else ""))
-    return rows[:limit] if limit else rows
+    if limit:
+        taken = {"fake": 0, "real": 0}
+        kept = []
+        for r in rows:
+            if taken[r["label"]] < limit:
+                taken[r["label"]] += 1
+                kept.append(r)
+        rows = kept
+    return rows
 
 
 def _finished(csv_path: Path) -> set[tuple[str, str]]:
@@ -481,6 +499,7 @@ def evaluate(
                     bar.update(1)
                 fh.flush()
                 continue
+            endpoints = {}  # (P(fake | clip), P(fake | baseline)) per detector
             for name in todo:
                 row = {**base, "explainer": name, "frames": len(clip.frames)}
                 try:
@@ -495,8 +514,15 @@ def evaluate(
                     if masks is not None:
                         row.update(localisation_metrics(expl.maps, masks, signed=expl.signed))
                     if deletion is not None:
-                        row["deletion_auc"] = deletion(clip.frames, expl.maps, det, expl.signed)
-                        row["insertion_auc"] = insertion(clip.frames, expl.maps, det, expl.signed)
+                        if id(det) not in endpoints:
+                            endpoints[id(det)] = deletion.endpoints(clip.frames, det)
+                        ends = endpoints[id(det)]
+                        row["deletion_auc"] = deletion(
+                            clip.frames, expl.maps, det, expl.signed, endpoints=ends
+                        )
+                        row["insertion_auc"] = insertion(
+                            clip.frames, expl.maps, det, expl.signed, endpoints=ends
+                        )
                     if sanity:
 
                         def explain_with(model, name=name, params=params, clip=clip):

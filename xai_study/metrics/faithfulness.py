@@ -144,8 +144,20 @@ class _PerturbationCurve(Metric):
         tie_break = np.random.default_rng(self.seed).random(values.size)
         return np.lexsort((tie_break, -values))
 
-    def curve(self, frames, maps, model, signed: bool | None = None):
-        """``(fractions, scores)``: P(fake) after changing each fraction of the pixels."""
+    def curve(
+        self,
+        frames,
+        maps,
+        model,
+        signed: bool | None = None,
+        endpoints: tuple[float, float] | None = None,
+    ):
+        """``(fractions, scores)``: P(fake) after changing each fraction of the pixels.
+
+        ``endpoints = (P(fake | real clip), P(fake | baseline clip))``, when known (they
+        do not depend on the explanation), are used instead of re-scoring those two
+        clips, so ``steps - 1`` clips are scored instead of ``steps + 1``.
+        """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise XaiStudyError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
@@ -162,11 +174,17 @@ class _PerturbationCurve(Metric):
         base = baseline_frames(frames, self.baseline).reshape(t * h * w, 3)
         real = frames.reshape(t * h * w, 3)
         counts = np.round(np.linspace(0, t * h * w, self.steps + 1)).astype(int)
-        scores = []
-        for start in range(0, len(counts), self.batch_size):
+        scores = np.full(len(counts), np.nan)
+        todo = list(range(len(counts)))
+        if endpoints is not None:
+            start_end = endpoints if self.mode == "deletion" else endpoints[::-1]
+            scores[0], scores[-1] = start_end
+            todo = todo[1:-1]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
             batch = []
-            for k in counts[start : start + self.batch_size]:
-                changed = order[:k]
+            for k in chunk:
+                changed = order[: counts[k]]
                 if self.mode == "deletion":
                     clip = real.copy()
                     clip[changed] = base[changed]
@@ -174,11 +192,25 @@ class _PerturbationCurve(Metric):
                     clip = base.copy()
                     clip[changed] = real[changed]
                 batch.append(clip.reshape(t, h, w, 3))
-            scores.extend(np.asarray(score_fn(np.stack(batch)), dtype=np.float64).ravel())
-        return counts / float(t * h * w), np.asarray(scores)
+            scores[chunk] = np.asarray(score_fn(np.stack(batch)), dtype=np.float64).ravel()
+        return counts / float(t * h * w), scores
 
-    def __call__(self, frames, maps, model, signed: bool | None = None) -> float:
-        fractions, scores = self.curve(frames, maps, model, signed)
+    def endpoints(self, frames, model) -> tuple[float, float]:
+        """``(P(fake | real clip), P(fake | baseline clip))``, shared by every explanation."""
+        frames = np.asarray(frames)
+        both = np.stack([frames, baseline_frames(frames, self.baseline)])
+        a, b = np.asarray(as_scorer(model)(both), dtype=np.float64).ravel()
+        return float(a), float(b)
+
+    def __call__(
+        self,
+        frames,
+        maps,
+        model,
+        signed: bool | None = None,
+        endpoints: tuple[float, float] | None = None,
+    ) -> float:
+        fractions, scores = self.curve(frames, maps, model, signed, endpoints)
         return float(np.trapezoid(scores, fractions))
 
 

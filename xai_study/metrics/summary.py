@@ -169,11 +169,16 @@ def summary_markdown(summary, per_video=None, title: str = "Explanation metrics"
                     "(see the `error` column of per_video.csv)."
                 )
                 lines.append("")
-        videos = per_video.drop_duplicates("video")
+        good = per_video
+        if "error" in good.columns:
+            good = good[good["error"].isna() | (good["error"].astype(str) == "")]
+        videos = good.drop_duplicates("video")
         counts = videos["label"].value_counts()
+        failed = set(per_video["video"]) - set(good["video"])
         lines.append(
-            f"Videos: {int(counts.get('fake', 0))} fake, {int(counts.get('real', 0))} real. "
-            "Cells: mean [95 % bootstrap interval]; n = videos with a defined value; "
+            f"Videos: {int(counts.get('fake', 0))} fake, {int(counts.get('real', 0))} real"
+            + (f" ({len(failed)} more failed entirely)" if failed else "")
+            + ". Cells: mean [95 % bootstrap interval]; n = videos with a defined value; "
             "↑/↓ = higher/lower is better."
         )
         lines.append("")
