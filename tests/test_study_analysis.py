@@ -332,6 +332,15 @@ def test_metrics_tables_wide_and_long(tmp_path):
     )
     t = metrics_table(long)
     assert t.loc["a", "tau"] == pytest.approx(0.1) and t.loc["b", "tau"] == pytest.approx(0.3)
+    # the long summary.csv of `xai-study evaluate`: only the fake-video rows count
+    evaluate = tmp_path / "evaluate_summary.csv"
+    evaluate.write_text(
+        "explainer,group,metric,n,mean,ci_low,ci_high,chance,higher_is_better\n"
+        "gradcam,fake,V,3,0.01,0,0.02,,\ngradcam,real,V,3,0.5,0.4,0.6,,\n"
+        "gradcam,fake,mass_accuracy,3,0.3,0.2,0.4,0.25,True\n"
+    )
+    t = load_metrics(evaluate)
+    assert list(t.columns) == ["V"] and t.loc["gradcam", "V"] == pytest.approx(0.01)
     with pytest.raises(StudyError, match="not found"):
         load_metrics(tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from pathlib import Path
 
 from xai_study.errors import StudyError
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
         help="write a study's answers as responses.csv and participants.csv",
-        description=(
+        description=textwrap.fill(
             "Export the answers stored in a study database as CSV files: responses.csv "
             "(one row per participant x section: participant_id, section, video_id, "
             "q1_answer, q1_correct, q2_choice, screen, familiarity, answered_at, ...) and "
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "analyze",
         help="statistics and plots of a user study (same numbers as the results page)",
-        description=(
+        description=textwrap.fill(
             "Compute the study's statistics: participants, completion and drop-out, "
             "demographics; Q1 accuracy overall, per video and per familiarity (Wilson 95% "
             "CIs); Q2 choice counts and shares per explainer, chi-square goodness of fit "
@@ -95,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-responses",
         help="load a form tool's CSV export into a study database",
-        description=(
+        description=textwrap.fill(
             "Load answers collected with a form tool (one row per respondent, one column "
             "per question) so that they can be analysed like answers given in the browser. "
             "A column map (YAML) names the columns and translates the form's answer texts; "

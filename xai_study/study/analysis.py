@@ -347,7 +347,8 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     """Objective metrics per explainer from an ``xai-study evaluate`` ``summary.csv``.
 
     Accepts a wide table (an ``explainer`` column and metric columns ``V, tau, rho, mu``,
-    optionally suffixed ``_mean``) or a long one (``explainer, metric, mean|value``).
+    optionally suffixed ``_mean``) or a long one (``explainer, metric, mean|value``; with
+    a ``group`` column, as ``evaluate`` writes, only the ``fake`` rows are used).
     Returns a table indexed by explainer with the columns found among V, tau, rho, mu.
     """
     path = Path(path)
@@ -368,6 +369,10 @@ def metrics_table(raw: pd.DataFrame, source: str = "metrics") -> pd.DataFrame:
         raise StudyError(f"{source}: needs an 'explainer' column")
     if "metric" in cols and any(k in cols for k in ("mean", "value")):
         value_col = cols.get("mean", cols.get("value"))
+        if "group" in cols:  # evaluate's summary: the paper's metrics are over fake videos
+            groups = raw[cols["group"]].astype(str).str.lower()
+            if (groups == "fake").any():
+                raw = raw[groups == "fake"]
         long = raw[[name_col, cols["metric"], value_col]].copy()
         long.columns = ["explainer", "metric", "value"]
         long["metric"] = long["metric"].map(_metric_name)
