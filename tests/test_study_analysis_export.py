@@ -356,6 +356,24 @@ def test_results_page_on_an_empty_study():
     assert "0 analysed" in out[2] and "no answers yet" in out[2]
 
 
+def test_identifiers_that_look_like_numbers_stay_text(tmp_path):
+    from xai_study.study.export import read_participants, read_responses
+
+    frame = paper_responses().head(4).assign(participant_id="007", section=["01", "02", "03", "04"])
+    path = write_csv(frame, tmp_path / "responses.csv")
+    back = read_responses(path)
+    assert back["participant_id"].tolist() == ["007"] * 4
+    assert back["section"].tolist() == ["01", "02", "03", "04"]
+    people = write_csv(
+        pd.DataFrame({"participant_id": ["007"], "status": ["completed"]}), tmp_path / "p.csv"
+    )
+    pd.testing.assert_frame_equal(
+        analyze(back, read_participants(people)).stats,
+        analyze(frame, pd.DataFrame({"participant_id": ["007"], "status": ["completed"]})).stats,
+        check_exact=True,
+    )
+
+
 def test_paper_table_through_csv_is_unchanged(tmp_path):
     frame = paper_responses()
     path = write_csv(frame, tmp_path / "r.csv")

@@ -94,8 +94,7 @@ def read_csv(path: str | Path, text_columns: tuple[str, ...] = ()) -> pd.DataFra
 
 def read_responses(path: str | Path) -> pd.DataFrame:
     """``responses.csv`` (ours or any file with the same columns) as a DataFrame."""
-    frame = read_csv(path, text_columns=tuple(c for c in RESPONSE_COLUMNS if c != "section"))
-    return frame
+    return read_csv(path, text_columns=(*RESPONSE_COLUMNS, "study", "q2_position", "q2_order"))
 
 
 def read_participants(path: str | Path) -> pd.DataFrame:
@@ -108,8 +107,9 @@ def read_participants(path: str | Path) -> pd.DataFrame:
             "screen",
             "familiarity",
             "prolific_pid",
-            "study_id",
-            "session_id",
+            "prolific_study_id",
+            "prolific_session_id",
+            "study",
         ),
     )
 
