@@ -85,10 +85,13 @@ class Shap3D(Explainer):
         nsamples = self.params["nsamples"]
         # shap logs one INFO line per call about the number of samples; keep it quiet.
         logging.getLogger("shap").setLevel(logging.WARNING)
+        game.progress = None  # the one-row calls (background, full clip) are not progress
         explainer = shap.KernelExplainer(game, np.zeros((1, k)), link="identity")
+        game.progress = progress
         values = explainer.shap_values(
             np.ones((1, k)), nsamples=nsamples, l1_reg=False, silent=True
         )
+        game.progress = None
         values = np.asarray(values, dtype=np.float64).reshape(-1)[:k]
         f_clip = float(game(np.ones((1, k)))[0])
         f_base = float(explainer.expected_value)

@@ -20,7 +20,7 @@ def render_grid(
 
     Every panel is resized to the height of the first (keeping its aspect ratio) and
     gets its label in a bar above it; all panels must have the same number of frames.
-    ``ncols`` defaults to all panels in one row up to 4, then rows of 4.
+    ``ncols`` defaults to one row for up to 5 panels, else two rows.
     """
     import cv2
 
@@ -44,7 +44,7 @@ def render_grid(
                 [cv2.resize(f, (nw, height), interpolation=cv2.INTER_AREA) for f in frames]
             )
         panels.append((str(label), frames))
-    ncols = ncols or min(4, len(panels))
+    ncols = ncols or (len(panels) if len(panels) <= 5 else math.ceil(len(panels) / 2))
     nrows = math.ceil(len(panels) / ncols)
     cell_w = max(f.shape[2] for _, f in panels)
     lh = label_height or max(18, height // 8)
