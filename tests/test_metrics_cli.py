@@ -132,7 +132,11 @@ def toy_setup(tmp_path, monkeypatch, short_face_video, no_face_video):
         return np.broadcast_to(m, clip.frames.shape[:3]).copy()
 
     monkeypatch.setattr(cm, "_clip_masks", masks)
-    monkeypatch.setitem(cm.PRESETS, "fast", {**cm.PRESETS["fast"], "frames": 4, "size": 64})
+    from xai_study import pipeline
+
+    monkeypatch.setitem(
+        pipeline.PRESETS, "fast", {**pipeline.PRESETS["fast"], "frames": 4, "size": 64}
+    )
     csv = tmp_path / "labels.csv"
     csv.write_text(
         f"id,path,label\nfake1,{short_face_video},fake\nreal1,{short_face_video},real\n"
@@ -144,7 +148,7 @@ def toy_setup(tmp_path, monkeypatch, short_face_video, no_face_video):
 def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
     csv, detectors = toy_setup
     out = tmp_path / "out"
-    kwargs = dict(steps=4, n_boot=100, progress=False, detectors=detectors)
+    kwargs = dict(steps=4, n_boot=100, progress=False, detectors=detectors, sanity=True)
     paths = cm.evaluate(csv, ["gradcam", "bonettini"], out, **kwargs)
     df = pd.read_csv(paths["per_video"])
     assert len(df) == 6 and list(df.columns) == cm.CSV_COLUMNS
@@ -156,6 +160,7 @@ def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
         assert ok.loc[e, "pointing_game"] == 1.0
         assert 0 <= ok.loc[e, "deletion_auc"] < ok.loc[e, "insertion_auc"] <= 1
     assert df[df.video == "real1"]["mass_accuracy"].isna().all()
+    assert ok["randomisation_spearman"].between(-1, 1).all()
     summary = pd.read_csv(paths["summary_csv"])
     assert {"mass_accuracy_excess", "tau", "deletion_auc"} <= set(summary.metric)
     assert set(summary.group) == {"fake", "real"}

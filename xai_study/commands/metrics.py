@@ -215,21 +215,9 @@ def run_evaluate(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 
-#: Clip and metric settings per preset. Explainer parameters are applied only where the
-#: explainer has a parameter of that name (``Explainer.defaults``).
-PRESETS = {
-    "fast": {
-        "frames": 8,
-        "size": 224,
-        "steps": 8,
-        "explainer_params": {
-            "shap3d": {"n_segments": 32, "nsamples": 128},
-            "lime3d": {"n_segments": 32, "num_samples": 128},
-            "integrated_gradients": {"steps": 16, "n_steps": 16},
-        },
-    },
-    "paper": {"frames": 32, "size": 224, "steps": 20, "explainer_params": {}},
-}
+#: Deletion/insertion steps per preset; clip size, frame count and explainer parameters
+#: come from :data:`xai_study.pipeline.PRESETS` (shared with ``explain`` and the demo).
+FAITHFULNESS_STEPS = {"fast": 8, "paper": 20}
 
 CSV_COLUMNS = [
     "video",
@@ -410,6 +398,7 @@ def evaluate(
     import pandas as pd
     from tqdm import tqdm
 
+    from xai_study import pipeline
     from xai_study.explainers import create_explainer, explainer_class, list_explainers
     from xai_study.metrics import (
         DeletionAUC,
@@ -431,8 +420,10 @@ def evaluate(
         )
     if len(set(explainers)) != len(explainers):
         raise XaiStudyError("--explainers lists an explainer twice")
-    config = PRESETS[preset]
-    steps = config["steps"] if steps is None else steps
+    if preset not in pipeline.PRESETS or preset not in FAITHFULNESS_STEPS:
+        raise XaiStudyError(f"unknown preset {preset!r} (choose from: fast, paper)")
+    config = pipeline.PRESETS[preset]
+    steps = FAITHFULNESS_STEPS[preset] if steps is None else steps
     if steps < 0:
         raise XaiStudyError("--steps must be 0 (skip) or more")
     videos = read_labels(data, split, limit)
@@ -455,14 +446,13 @@ def evaluate(
 
     def get_detector(arch: str):
         if arch not in detectors:
-            from xai_study.detectors import load_detector
-
-            detectors[arch] = load_detector(arch if arch != "plain" else (detector or "plain"))
+            spec = (detector or "plain") if arch == "plain" else arch
+            detectors[arch] = pipeline.get_detector(spec)
         return detectors[arch]
 
     def params_for(name: str) -> dict:
         allowed = explainer_class(name).defaults
-        wanted = {"seed": seed, **config["explainer_params"].get(name, {})}
+        wanted = {"seed": seed, **pipeline.explainer_params(preset, name)}
         return {k: v for k, v in wanted.items() if k in allowed}
 
     total = len(videos) * len(explainers)
@@ -475,6 +465,12 @@ def evaluate(
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         if new_file:
             writer.writeheader()
+
+        def write(row: dict) -> None:
+            writer.writerow({k: _fmt(row.get(k)) for k in CSV_COLUMNS})
+            fh.flush()
+            bar.update(1)
+
         for video in videos:
             todo = [e for e in explainers if (video["video"], e) not in done]
             if not todo:
@@ -493,23 +489,34 @@ def evaluate(
                 masks = None
                 if video["label"] == "fake":
                     masks = _clip_masks(video["mask"], video["path"], clip)
+                archs = {explainer_class(e).requires or "plain" for e in todo} | {"plain"}
+                analysis = pipeline.analyse_video(
+                    clip,
+                    explainers=todo,
+                    preset=preset,
+                    detectors={a: get_detector(a) for a in archs},
+                    params={
+                        e: {"seed": seed} for e in todo if "seed" in explainer_class(e).defaults
+                    },
+                    render=False,
+                )
             except XaiStudyError as exc:
                 for name in todo:
-                    writer.writerow({**base, "explainer": name, "error": str(exc)})
-                    bar.update(1)
-                fh.flush()
+                    write({**base, "explainer": name, "error": str(exc)})
                 continue
             endpoints = {}  # (P(fake | clip), P(fake | baseline)) per detector
             for name in todo:
-                row = {**base, "explainer": name, "frames": len(clip.frames)}
+                expl = analysis.explanations[name]
+                det = get_detector(explainer_class(name).requires or "plain")
+                row = {
+                    **base,
+                    "explainer": name,
+                    "detector": analysis.detectors.get(name, ""),
+                    "frames": len(clip.frames),
+                    "score": expl.score,
+                    "seconds": expl.seconds,
+                }
                 try:
-                    cls = explainer_class(name)
-                    det = get_detector(cls.requires or "plain")
-                    row["detector"] = (det.config or {}).get("arch", cls.requires or "plain")
-                    params = params_for(name)
-                    expl = create_explainer(name, det, **params).explain(clip, target="fake")
-                    row["score"] = expl.score
-                    row["seconds"] = expl.seconds
                     row.update(paper_metrics(expl.maps, signed=expl.signed))
                     if masks is not None:
                         row.update(localisation_metrics(expl.maps, masks, signed=expl.signed))
@@ -524,6 +531,7 @@ def evaluate(
                             clip.frames, expl.maps, det, expl.signed, endpoints=ends
                         )
                     if sanity:
+                        params = params_for(name)
 
                         def explain_with(model, name=name, params=params, clip=clip):
                             return create_explainer(name, model, **params).explain(clip).maps
@@ -533,9 +541,7 @@ def evaluate(
                         )
                 except XaiStudyError as exc:
                     row = {**base, "explainer": name, "error": str(exc)}
-                writer.writerow({k: _fmt(row.get(k)) for k in CSV_COLUMNS})
-                fh.flush()
-                bar.update(1)
+                write(row)
     bar.close()
 
     per_video = pd.read_csv(csv_path, keep_default_na=True, dtype={"error": str, "video": str})
