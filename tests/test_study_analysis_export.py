@@ -381,3 +381,36 @@ def test_paper_table_through_csv_is_unchanged(tmp_path):
 
     a, b = analyze(frame), analyze(read_responses(path))
     pd.testing.assert_frame_equal(a.stats, b.stats, check_exact=True)
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_statistics_as_sqlite(study_db, tmp_path):
+    """The same answers stored in PostgreSQL: export -> analyze equals the live analysis,
+    and both equal the SQLite numbers."""
+    import sqlalchemy as sa
+    from pg_util import PgUnavailable, start_postgres
+
+    try:
+        base, stop = start_postgres()
+    except PgUnavailable as exc:
+        pytest.skip(f"PostgreSQL test skipped: {exc}")
+    try:
+        eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE analysis_test")
+        eng.dispose()
+        url = base.rsplit("/", 1)[0] + "/analysis_test"
+        pg = fill_database(url)
+        live = analyze_database(pg, "demo")
+        out = tmp_path / "pg"
+        assert main(["export", "--db", url, "--out", str(out)]) == 0
+        assert main(["analyze", "--responses", str(out / "responses.csv"), "--out", str(out),
+                     "--no-plots"]) == 0  # fmt: skip
+        pd.testing.assert_frame_equal(read_stats(out / "stats.csv"), live.stats, check_exact=True)
+        _, sqlite_db = study_db
+        pd.testing.assert_frame_equal(
+            analyze_database(sqlite_db, "demo").stats, live.stats, check_exact=True
+        )
+        pg.dispose()
+    finally:
+        stop()
