@@ -31,12 +31,13 @@ examples:
 
 BUILD_HELP = """\
 Build a study folder from a labelled set of videos: pairs each fake video with a real
-one, runs the detector and the explainers on the fake (xai_study.pipeline.analyse_video),
+one, runs the detectors and the explainers on the fake's face clip,
 renders one explanation animation per explainer, copies the videos (re-encoded to small
 H.264 MP4s) into OUT/media/ and writes OUT/study.yaml.
 
 LABELS.csv needs the columns 'path' (relative to the CSV's folder or absolute) and
-'label' (real/fake or 0/1); an optional 'id' column names the videos.
+'label' (real/fake or 0/1); optional 'video_id' names the videos and 'split' selects the
+held-out videos (--split, default test, when present).
 
 example:
   xai-study build-study --data study_data/demo_data/labels.csv --out study_data/demo \\
@@ -90,16 +91,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shown", type=int, default=None, help="sections shown to each participant (default all)"
     )
     b.add_argument(
-        "--detector", default="plain", help="detector for Grad-CAM and SHAP (default plain)"
+        "--model",
+        action="append",
+        default=[],
+        metavar="ARCH=NAME_OR_PATH",
+        help="detector for an architecture (plain, bonettini, ltpa); default: the demo "
+        "checkpoints in models/ (repeatable)",
     )
     b.add_argument(
         "--explainers",
         default="gradcam,shap,ltpa,bonettini",
-        help="comma-separated explainers (default gradcam,shap,ltpa,bonettini)",
+        help="comma-separated study explainers (default gradcam,shap,ltpa,bonettini)",
     )
-    b.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    b.add_argument("--frames", type=int, default=16, help="frames per explained clip (default 16)")
     b.add_argument(
-        "--size", type=int, default=160, help="face crop size of the animations (default 160)"
+        "--shap-samples", type=int, default=256, help="Kernel SHAP model evaluations (default 256)"
+    )
+    b.add_argument(
+        "--split",
+        default="test",
+        help="use only this split of the labels when present (default test)",
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the video pairing (default 0)")
     b.add_argument("--title", default=None, help="study title")
@@ -165,16 +176,27 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     from xai_study.study.build import build_study
 
+    models = {}
+    for item in args.model:
+        arch, sep, value = item.partition("=")
+        if not sep or arch not in ("plain", "bonettini", "ltpa") or not value:
+            raise StudyError(
+                f"--model expects ARCH=NAME_OR_PATH with ARCH plain/bonettini/ltpa, got {item!r}"
+            )
+        models[arch] = value
+    if args.shap_samples < 2:
+        raise StudyError("--shap-samples must be at least 2")
     path = build_study(
         data_csv=Path(args.data),
         out_dir=Path(args.out),
         sections=args.sections,
         shown=args.shown,
-        detector=args.detector,
+        models=models,
         explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
+        explainer_params={"shap": {"nsamples": args.shap_samples}},
         num_frames=args.frames,
-        size=args.size,
         seed=args.seed,
+        split=args.split or None,
         title=args.title,
         q2_mode=args.q2_mode,
         attention_check=not args.no_attention_check,
