@@ -68,10 +68,11 @@ def _plain(obj: Any) -> Any:
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_plain(v) for v in obj]
-    if isinstance(obj, bool | int | str) or obj is None:
-        return obj
-    if isinstance(obj, float):
-        return float(obj)
+    if obj is None:
+        return None
+    for kind in (bool, int, float, str):  # exact builtins (not TorchVersion, np.float64)
+        if isinstance(obj, kind):
+            return kind(obj)
     if hasattr(obj, "item"):
         return obj.item()
     return str(obj)

@@ -1,0 +1,186 @@
+"""Labelled video lists and cached face crops for training and evaluating detectors.
+
+A labels CSV has one row per video with at least ``path``, ``label`` (``fake``/``real``
+or 1/0) and ``split`` (``train``/``val``/``test``); ``video_id`` and ``source_identity``
+are used when present. Relative paths are resolved against the CSV's folder.
+
+Face crops come from :func:`xai_study.video.extract_face_clip` and are cached on disk
+(``.xai_study_cache/faces`` by default, ignored by git) keyed by the file's path, size,
+modification time and the crop settings, so the three demo detectors share one
+extraction pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xai_study.errors import NoFaceError, XaiStudyError
+
+DEFAULT_CACHE = Path(".xai_study_cache") / "faces"
+FAKE_LABELS = {"fake", "1", "true", "manipulated", "deepfake"}
+REAL_LABELS = {"real", "0", "false", "pristine", "original"}
+SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "eval": "test"}
+
+
+@dataclass
+class VideoItem:
+    video_id: str
+    path: Path
+    label: int  # 1 = fake, 0 = real
+    split: str
+    identity: str = ""
+
+
+def read_labels(csv_path: str | os.PathLike) -> list[VideoItem]:
+    """Parse and validate a labels CSV (clear one-line errors for bad files)."""
+    p = Path(csv_path)
+    if not p.is_file():
+        raise XaiStudyError(f"{p}: no such labels file")
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise XaiStudyError(f"{p}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise XaiStudyError(f"{p}: the labels file has no rows")
+    missing = {"path", "label"} - set(rows[0])
+    if missing:
+        raise XaiStudyError(
+            f"{p}: missing column(s) {', '.join(sorted(missing))} "
+            "(need path, label and usually split)"
+        )
+    items: list[VideoItem] = []
+    for n, row in enumerate(rows, start=2):
+        raw = (row.get("label") or "").strip().lower()
+        if raw in FAKE_LABELS:
+            label = 1
+        elif raw in REAL_LABELS:
+            label = 0
+        else:
+            raise XaiStudyError(f"{p}:{n}: label must be fake/real (or 1/0), got {raw!r}")
+        path = Path((row.get("path") or "").strip())
+        if not str(path):
+            raise XaiStudyError(f"{p}:{n}: empty path")
+        if not path.is_absolute():
+            path = p.parent / path
+        split = (row.get("split") or "train").strip().lower()
+        split = SPLIT_ALIASES.get(split, split)
+        items.append(
+            VideoItem(
+                video_id=(row.get("video_id") or path.stem).strip(),
+                path=path,
+                label=label,
+                split=split,
+                identity=(row.get("source_identity") or "").strip(),
+            )
+        )
+    return items
+
+
+def select_split(items: list[VideoItem], split: str, csv_path: str = "") -> list[VideoItem]:
+    split = SPLIT_ALIASES.get(split, split)
+    chosen = [it for it in items if it.split == split]
+    if not chosen:
+        have = sorted({it.split for it in items})
+        raise XaiStudyError(
+            f"{csv_path or 'labels'}: no videos in split {split!r} (splits: {', '.join(have)})"
+        )
+    return chosen
+
+
+def _cache_key(path: Path, num_frames: int, size: int, margin: float) -> str:
+    st = path.stat()
+    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{num_frames}|{size}|{margin}|v1"
+    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+
+def load_faces(
+    path: str | os.PathLike,
+    num_frames: int,
+    size: int,
+    margin: float = 1.3,
+    cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
+) -> np.ndarray:
+    """Face crops ``(T, size, size, 3)`` uint8 of one video, from the cache when possible.
+
+    Raises :class:`NoFaceError` (no face) or ``VideoError`` (unreadable file)."""
+    from xai_study.video.clip import FaceClip, extract_face_clip
+
+    p = Path(path)
+    if not p.is_file():
+        raise XaiStudyError(f"{p}: no such video")
+    target = None
+    if cache_dir is not None:
+        target = Path(cache_dir) / f"{_cache_key(p, num_frames, size, margin)}.npz"
+        if target.exists():
+            try:
+                return FaceClip.from_npz(target).frames
+            except Exception:  # a corrupt cache entry: extract again
+                target.unlink(missing_ok=True)
+    clip = extract_face_clip(p, num_frames=num_frames, size=size, margin=margin)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.npz")
+        clip.to_npz(tmp)
+        os.replace(tmp, target)
+    return clip.frames
+
+
+@dataclass
+class FaceSet:
+    """Face crops of a list of videos, flattened to frames with a video index."""
+
+    frames: np.ndarray  # (N, S, S, 3) uint8
+    video: np.ndarray  # (N,) index into ``items``
+    labels: np.ndarray  # (N,) 0/1 per frame
+    items: list[VideoItem]
+    skipped: list[str]
+
+    def video_labels(self) -> np.ndarray:
+        return np.array([it.label for it in self.items], dtype=np.int64)
+
+
+def build_faceset(
+    items: list[VideoItem],
+    num_frames: int,
+    size: int,
+    margin: float = 1.3,
+    cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
+    progress: bool = True,
+    desc: str = "faces",
+) -> FaceSet:
+    """Load (and cache) the face crops of every video; videos without a face or that
+    cannot be read are skipped and listed in ``skipped``."""
+    from tqdm import tqdm
+
+    from xai_study.errors import VideoError
+
+    frames, video, labels, kept, skipped = [], [], [], [], []
+    for it in tqdm(items, desc=desc, unit="video", disable=not progress):
+        try:
+            crops = load_faces(it.path, num_frames, size, margin, cache_dir)
+        except (NoFaceError, VideoError) as exc:
+            skipped.append(f"{it.video_id}: {exc}")
+            continue
+        if len(crops) == 0:
+            skipped.append(f"{it.video_id}: no face")
+            continue
+        frames.append(crops)
+        video.append(np.full(len(crops), len(kept), dtype=np.int64))
+        labels.append(np.full(len(crops), it.label, dtype=np.int64))
+        kept.append(it)
+    if not kept:
+        raise XaiStudyError(f"no usable video ({len(skipped)} skipped: {skipped[:1]})")
+    return FaceSet(
+        frames=np.concatenate(frames),
+        video=np.concatenate(video),
+        labels=np.concatenate(labels),
+        items=kept,
+        skipped=skipped,
+    )
