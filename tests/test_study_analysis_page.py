@@ -92,3 +92,31 @@ def test_admin_sees_statistics_and_downloads_over_http(app):
     assert header.startswith("participant_id,section,video_id,q1_answer,q1_correct,q2_choice")
     expected = len(app["ctx"].db.responses_frame("demo"))
     assert len(resp.text.strip().split("\r\n")) == expected + 1
+
+
+@pytest.mark.browser
+def test_admin_logs_in_with_a_browser(app):
+    from pathlib import Path
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("browser test skipped: /usr/bin/chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})  # phone-sized
+            page.goto(app["url"] + "/results")
+            page.fill("#xs-admin-password input", "not it")
+            page.get_by_role("button", name="Show results").click()
+            page.wait_for_selector("#xs-results-status >> text=Wrong password", timeout=30000)
+            assert not page.locator("#xs-results-overview").is_visible()
+            page.fill("#xs-admin-password input", "s3cret")
+            page.get_by_role("button", name="Show results").click()
+            page.wait_for_selector("#xs-results-overview >> text=13 analysed", timeout=30000)
+            assert page.get_by_role("button", name="Download stats.csv").is_visible()
+            assert page.locator("#xs-results img").count() >= 3  # the three plots
+        finally:
+            browser.close()

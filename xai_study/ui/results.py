@@ -180,9 +180,11 @@ def render(ctx: AppContext) -> dict[str, Any]:
                 for i, name in enumerate(DOWNLOADS)
             }
         with gr.Row():
-            plot_choices = gr.Plot(label="Q2 choice shares", format="png")
-            plot_accuracy = gr.Plot(label="Q1 accuracy by familiarity", format="png")
-        plot_video = gr.Plot(label="Preference per video", format="png")
+            plot_choices = gr.Plot(label="Q2 choice shares", format="png", show_label=False)
+            plot_accuracy = gr.Plot(
+                label="Q1 accuracy by familiarity", format="png", show_label=False
+            )
+        plot_video = gr.Plot(label="Preference per video", format="png", show_label=False)
         choices = gr.Dataframe(label="Q2 choices per explainer (95% Wilson CI)", interactive=False)
         sign_tests = gr.Dataframe(
             label="Pairwise sign tests (answer and participant level, Holm-corrected)",
