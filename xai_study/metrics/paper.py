@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from xai_study.metrics.base import NAN, MapMetric, nanmean_or_nan
+from xai_study.metrics.base import NAN, MapMetric
 
 PAPER_REFERENCE = (
     "Pino, Carman & Bestagini (2021), What's wrong with this video? Comparing "
@@ -56,7 +56,7 @@ def autocorrelation(x: np.ndarray, u: int, v: int) -> np.ndarray:
     else:
         a = x[..., : h - u, -v:]
         b = x[..., u:, : w + v]
-    return (a * b).sum(axis=(-2, -1))
+    return np.einsum("...ij,...ij->...", a, b)
 
 
 class Variance(MapMetric):
@@ -96,14 +96,13 @@ class InterFrameConsistency(MapMetric):
         const = _constant_frames(n)
         flat = n.reshape(n.shape[0], -1)
         centred = flat - flat.mean(axis=1, keepdims=True)
-        norms = np.sqrt((centred**2).sum(axis=1))
-        values = []
-        for t in range(n.shape[0] - 1):
-            if const[t] or const[t + 1]:
-                continue
-            r = float(centred[t] @ centred[t + 1] / (norms[t] * norms[t + 1]))
-            values.append(min(1.0, max(-1.0, r)))
-        return nanmean_or_nan(values)
+        norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+        keep = ~(const[:-1] | const[1:])  # pairs where neither frame is constant
+        if not keep.any():
+            return NAN
+        dots = np.einsum("ij,ij->i", centred[:-1], centred[1:])
+        r = dots[keep] / (norms[:-1][keep] * norms[1:][keep])
+        return float(np.mean(np.clip(r, -1.0, 1.0)))
 
 
 class IntraFrameConsistency(MapMetric):
