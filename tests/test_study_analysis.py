@@ -232,7 +232,7 @@ def test_wilson_interval_known_answer():
 def test_multiple_choice_answers_count_once_per_name():
     df = _rows(
         ("p1", "1", "v1", "video1", True, "A;B"),
-        ("p2", "1", "v1", "video1", True, "B"),
+        ("p2", "1", "v1", "video1", True, "B; B"),
     )
     r = analyze(df)
     assert r.choices.set_index("explainer")["count"].to_dict() == {"A": 1, "B": 2}

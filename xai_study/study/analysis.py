@@ -277,7 +277,8 @@ def split_choices(value: object) -> list[str]:
     """Explainer names of one Q2 answer (``"SHAP;LTPA"`` -> ``["SHAP", "LTPA"]``)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return []
-    return [p.strip() for p in str(value).split(CHOICE_SEPARATOR) if p.strip()]
+    names = [p.strip() for p in str(value).split(CHOICE_SEPARATOR) if p.strip()]
+    return list(dict.fromkeys(names))  # a name given twice counts once
 
 
 def sign_test(n_a: int, n_b: int) -> float:
@@ -611,9 +612,10 @@ def analyze(
     video_table.columns.name = "explainer"
     tests["chi2_independence"] = _independence(video_table.to_numpy())
     single = df.loc[df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)]
+    single = single.assign(choice=single["q2_choice"].map(lambda v: split_choices(v)[0]))
     kappa_table = (
         single.dropna(subset=["video_id"])
-        .groupby(["video_id", "q2_choice"])
+        .groupby(["video_id", "choice"])
         .size()
         .unstack(fill_value=0)
         .reindex(columns=names, fill_value=0)
