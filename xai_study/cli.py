@@ -19,6 +19,9 @@ Typical flow:  faces -> detect -> explain -> metrics / evaluate -> build-study -
 Run 'xai-study COMMAND --help' for the options of each command."""
 
 
+_ORDER = ["faces", "make_demo_data", "detectors", "explain", "metrics", "study", "analyze"]
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line ``error: ...`` with exit status 2."""
 
@@ -37,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     from xai_study import commands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"xai_study.commands.{info.name}")
-        module.register(sub)
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    # List commands in the order of the data flow; any other module goes last.
+    names.sort(key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+    for name in names:
+        importlib.import_module(f"xai_study.commands.{name}").register(sub)
     return parser
 
 
