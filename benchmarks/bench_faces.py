@@ -1,0 +1,103 @@
+"""Benchmark: video -> face clip on the CPU (issue 2 target: <= 15 s for 32 frames).
+
+Times, in one process on the 20 s 640x360 test video (tests/data/WolfgangLanger_Pexels.mp4):
+  decode   read_video(32 frames) alone: the baseline every other figure is divided by;
+  load     importing facenet-pytorch and building MTCNN (once per process);
+  cold     the first extract_face_clip call (includes load and warm-up);
+  warm     extract_face_clip once the model is loaded (median of --repeat runs);
+and the detection resolution trade-off (max_side) with the coverage each one gives.
+Each line gives wall seconds and the process's CPU seconds: on a shared machine the wall
+time grows with other people's load while CPU seconds / cores stays a fair estimate of
+the wall time on an idle machine with that many cores.
+
+    .venv/bin/python benchmarks/bench_faces.py [--video PATH] [--frames 32] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+CPU = {"last": 0.0}
+
+
+def timed(fn, *args, **kw):
+    """Wall seconds and result; the process CPU seconds go to CPU["last"]."""
+    c = time.process_time()
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    CPU["last"] = time.process_time() - c
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--video", default=str(ROOT / "tests/data/WolfgangLanger_Pexels.mp4"))
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+
+    from xai_study.video import extract_face_clip, read_video
+    from xai_study.video import faces as faces_mod
+
+    print(f"video: {args.video}  frames: {args.frames}")
+    print(f"cpu cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}")
+    print(f"load average: {os.getloadavg()[0]:.2f} (others' work on the machine skews timings)")
+
+    threads = torch.get_num_threads()
+    decode, decode_cpu = [], []
+    for _ in range(args.repeat):
+        decode.append(timed(read_video, args.video, args.frames)[0])
+        decode_cpu.append(CPU["last"])
+    t_decode, c_decode = statistics.median(decode), statistics.median(decode_cpu)
+    video = read_video(args.video, args.frames)
+    h, w = video.size
+    print(
+        f"decode  {t_decode:6.2f} s wall {c_decode:6.2f} s cpu  "
+        f"({w}x{h}, {video.total_frames} frames in the file)"
+    )
+
+    t_load, _ = timed(faces_mod.get_mtcnn)
+    print(f"load    {t_load:6.2f} s wall {CPU['last']:6.2f} s cpu  (import + build MTCNN)")
+    faces_mod._MODEL = None  # measure the cold path again, inside extract_face_clip
+    t_cold, clip = timed(extract_face_clip, args.video, num_frames=args.frames)
+    print(
+        f"cold    {t_cold:6.2f} s wall {CPU['last']:6.2f} s cpu  "
+        f"= {t_cold / t_decode:5.1f} x decode wall  (coverage {clip.coverage:.2f})"
+    )
+    warm, warm_cpu = [], []
+    for _ in range(args.repeat):
+        warm.append(timed(extract_face_clip, args.video, num_frames=args.frames)[0])
+        warm_cpu.append(CPU["last"])
+    t_warm, c_warm = statistics.median(warm), statistics.median(warm_cpu)
+    idle = c_warm / threads
+    print(
+        f"warm    {t_warm:6.2f} s wall {c_warm:6.2f} s cpu  = {t_warm / t_decode:5.1f} x decode "
+        f"wall, {c_warm / c_decode:5.1f} x decode cpu"
+    )
+    verdict = {True: "met", False: "NOT met"}
+    print(
+        f"target <= 15 s for {args.frames} frames: wall {verdict[t_warm <= 15]}; "
+        f"idle-machine estimate (cpu / {threads} threads) {idle:.1f} s {verdict[idle <= 15]}"
+    )
+
+    print("detection resolution (longest side seen by MTCNN), frames already decoded:")
+    for side in (None, 640, 480, 320):
+        t, c = timed(extract_face_clip, video, max_side=side)
+        label = "full" if side is None else str(side)
+        print(
+            f"  max_side {label:>4}: {t:6.2f} s wall {CPU['last']:6.2f} s cpu  "
+            f"coverage {c.coverage:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
