@@ -202,7 +202,8 @@ def test_analyze_with_metrics_file(tmp_path):
         (["analyze", "--responses", "missing.csv", "--out", "o"], "file not found"),
         (["analyze", "--out", "o"], "one of the arguments --db --responses is required"),
         (["analyze", "--db", "nonsense://", "--out", "o"], "database"),
-        (["export", "--db", "sqlite:///no/such/folder/x.db", "--out", "o"], "does not exist"),
+        (["export", "--db", "sqlite:///no/such/folder/x.db", "--out", "o"], "file not found"),
+        (["analyze", "--db", "sqlite:///typo.sqlite3", "--out", "o"], "file not found"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch):

@@ -151,9 +151,26 @@ def pick_study(db, name: str | None) -> str | None:
     return names[0] if names else None
 
 
-def _open(url: str):
+def _open(url: str, must_exist: bool = True):
+    """The study database; for reading, a SQLite file that does not exist is an error
+    (rather than silently creating an empty database from a mistyped path)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     from xai_study.study.db import Database
 
+    if must_exist:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StudyError(f"not a database URL: {url!r}") from None
+        name = parsed.database or ""
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and name not in ("", ":memory:")
+            and not Path(name).expanduser().is_file()
+        ):
+            raise StudyError(f"database file not found: {name}")
     return Database(url)
 
 
@@ -232,7 +249,7 @@ def run_import(args: argparse.Namespace) -> int:
     url = _db_url(args, required=args.out is None)
     print(f"{args.file}: {len(participants)} respondents, {len(responses)} section answers")
     if url:
-        db = _open(url)
+        db = _open(url, must_exist=False)
         new_people = new_answers = 0
         for start in tqdm(
             range(0, len(participants), 50),
