@@ -17,7 +17,7 @@ import numpy as np
 
 from xai_study.metrics.faithfulness import DeletionAUC, InsertionAUC
 from xai_study.metrics.localisation import PointingGame, RelevanceMassAccuracy
-from xai_study.metrics.paper import PAPER_METRICS
+from xai_study.metrics.paper import PAPER_METRICS, PAPER_RESULTS
 from xai_study.metrics.sanity import ModelParameterRandomisation
 
 #: Metric columns in table order, with their classes (for direction and naming).
@@ -196,6 +196,30 @@ def summary_markdown(summary, per_video=None, title: str = "Explanation metrics"
             if not ns:
                 continue
             cells = [e, str(max(ns))] + [_cell(lookup.get((e, group, m))) for m in metrics]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    paper = [e for e in explainers if e in PAPER_RESULTS and (e, "fake", "tau") in lookup]
+    if paper:
+        lines.append("## Fake videos next to the paper")
+        lines.append("")
+        lines.append(
+            "Paper: Pino, Carman & Bestagini (2021), means over 58 fake DFDC videos with "
+            "EfficientNet-B4 detectors; here: the means above (other data and detectors, "
+            "so compare orderings rather than values)."
+        )
+        lines.append("")
+        lines.append(
+            "| explainer | V paper | V here | τ paper | τ here | ρ paper | ρ here | μ paper | μ here |"
+        )
+        lines.append("|" + "---|" * 9)
+        for e in paper:
+            cells = [e]
+            for m in ("V", "tau", "rho", "mu"):
+                row = lookup.get((e, "fake", m))
+                here = (
+                    "–" if row is None or not math.isfinite(row["mean"]) else f"{row['mean']:.4f}"
+                )
+                cells += [f"{PAPER_RESULTS[e][m]:.4f}", here]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     loc_rows = [e for e in explainers if (e, "fake", "mass_accuracy") in lookup]
