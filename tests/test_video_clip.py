@@ -234,3 +234,12 @@ def test_cli_no_face_in_a_subprocess(no_face_video, tmp_path):
     assert len(lines) == 1 and "no face found" in lines[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "faces.json").exists()
+
+
+def test_phone_video_with_display_rotation(tmp_path, short_face_video):
+    from test_video_io import phone_video
+
+    phone_video(short_face_video, tmp_path / "p.mp4", num_frames=4)
+    clip = extract_face_clip(tmp_path / "p.mp4")
+    assert clip.source_size == (360, 640) and clip.coverage == 1.0
+    _check_geometry(clip)  # includes: eyes above the mouth, i.e. the face is upright

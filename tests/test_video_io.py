@@ -210,3 +210,26 @@ def test_write_video_round_trip(tmp_path, short_face_video):
     assert np.abs(back.frames.astype(int) - small.astype(int)).mean() < 6
     odd = write_video(small[:, :-1, :-1], tmp_path / "odd.webm", fps=10)
     assert probe_codec(odd)["codec"] in {"vp9", "libvpx-vp9"}
+
+
+def phone_video(src, dst, num_frames=8):
+    """A phone-style MP4: the pictures of ``src`` stored turned 90° counter-clockwise,
+    with a display matrix saying 'rotate 90° clockwise to show' (as phones write)."""
+    import struct
+
+    upright = read_video(src, num_frames=num_frames).frames
+    write_video(np.rot90(upright, 1, axes=(1, 2)), dst, fps=10, crf=12)
+    data = bytearray(dst.read_bytes())
+    pos = data.find(b"tkhd")
+    off = pos + 8 + (20 if data[pos + 4] == 0 else 32) + 16
+    m = 0x10000
+    data[off : off + 36] = struct.pack(">9i", 0, m, 0, -m, 0, 0, 0, 0, 0x40000000)
+    dst.write_bytes(bytes(data))
+    return upright
+
+
+def test_display_rotation_is_applied(tmp_path, short_face_video):
+    upright = phone_video(short_face_video, tmp_path / "phone.mp4", num_frames=4)
+    v = read_video(tmp_path / "phone.mp4", num_frames=None)
+    assert v.frames.shape == upright.shape == (4, 360, 640, 3)
+    assert np.abs(v.frames.astype(int) - upright.astype(int)).mean() < 4

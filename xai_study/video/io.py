@@ -203,6 +203,14 @@ def _scan(p: Path) -> _Scan:
     return _Scan(pts=pts, time_base=Fraction(tb), fps=fps, warnings=warnings)
 
 
+def _upright(frame) -> np.ndarray:
+    """RGB array of a decoded frame, turned as the file's display matrix says (phones)."""
+    img = frame.to_ndarray(format="rgb24")
+    rotation = getattr(frame, "rotation", 0) or 0  # degrees counter-clockwise
+    k = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
 def read_video(
     path: str | os.PathLike,
     num_frames: int | None = 32,
@@ -213,7 +221,8 @@ def read_video(
     The stream is demuxed once to list every frame's presentation time, ``num_frames``
     positions are spread evenly over that list (so a variable-frame-rate file is sampled
     evenly in frame count), and one decoding pass keeps, for each position, the first
-    decoded frame at or after its time. A truncated or partly corrupt file yields the
+    decoded frame at or after its time. Frames are turned upright when the file carries a
+    display rotation (portrait phone videos). A truncated or partly corrupt file yields the
     frames that decode, with a warning. Raises :class:`VideoError` with a one-line reason
     for anything that is not a readable video.
     """
@@ -254,7 +263,7 @@ def read_video(
                     fp = frame.pts if frame.pts is not None else pts[min(decoded, n_total - 1)]
                     decoded += 1
                     if nxt < len(targets) and fp >= targets[nxt]:
-                        img = frame.to_ndarray(format="rgb24")
+                        img = _upright(frame)
                         while nxt < len(targets) and fp >= targets[nxt]:
                             frames[nxt], got_pts[nxt] = img, fp
                             nxt += 1
