@@ -226,8 +226,13 @@ def analyse_video(
             loaded[arch] = get_detector(spec) if isinstance(spec, str | os.PathLike) else spec
         return loaded[arch]
 
-    # 0. models first, so a missing checkpoint fails before any slow work
+    # 0. the input file and the models first, so mistakes fail before any slow work
     report("faces")
+    is_clip = hasattr(path, "frames") and hasattr(path, "crop_boxes")
+    if not is_clip:
+        from xai_study.video import check_file
+
+        check_file(path)
     for arch in dict.fromkeys(["plain"] + [classes[n].requires or "plain" for n in explainers]):
         detector_for(arch)
 
@@ -235,7 +240,7 @@ def analyse_video(
     report("faces")
     t0 = time.perf_counter()
     video = None
-    if hasattr(path, "frames") and hasattr(path, "crop_boxes"):
+    if is_clip:
         clip = path
         source = str(getattr(clip, "source", ""))
     else:
