@@ -188,3 +188,14 @@ def test_bad_checkpoints_give_clear_errors(tmp_path) -> None:
     torch.save(obj, tmp_path / "noconf.pt")
     with pytest.raises(CheckpointError, match="input_size"):
         load_detector(tmp_path / "noconf.pt")
+
+
+@pytest.mark.parametrize("arch", ["plain", "bonettini", "ltpa"])
+@pytest.mark.parametrize("k", [0, 2, 3])
+def test_forward_from_trunk_equals_forward(arch: str, k: int, batch: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    det = create_detector(arch, input_size=SIZE)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            det.forward_from(det.trunk(batch, k), k).numpy(), det(batch).numpy(), atol=1e-5
+        )

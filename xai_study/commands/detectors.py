@@ -54,6 +54,18 @@ def register(subparsers) -> None:
         default=0,
         help="freeze the stem and the first N EfficientNet stages (faster on CPU)",
     )
+    p.add_argument(
+        "--aug-copies",
+        type=int,
+        default=3,
+        help="with --freeze-stages: the frozen trunk's features are computed once "
+        "for this many copies of each frame (1 clean + N-1 augmented) and cached",
+    )
+    p.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="with --freeze-stages: run the frozen trunk every step instead",
+    )
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the logit")
     p.add_argument(
         "--no-pretrained",
@@ -152,6 +164,8 @@ def _train(args) -> int:
         cache_dir=args.cache_dir,
         half=args.half,
         aug=not args.no_aug,
+        aug_copies=args.aug_copies,
+        feature_cache=not args.no_feature_cache,
         command=cmd,
     )
     summary = train_detector(cfg, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))

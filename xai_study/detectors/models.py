@@ -197,6 +197,20 @@ class EfficientNetDetector(Detector):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.features(x))
 
+    def trunk(self, x: torch.Tensor, stages: int) -> torch.Tensor:
+        """Stem + the first ``stages`` stages: the input of :meth:`forward_from`."""
+        x = self.stem(x)
+        for i in range(stages):
+            x = self.backbone.blocks[i](x)
+        return x
+
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from the output ``h`` of stage ``start - 1`` (``forward(x) ==
+        forward_from(trunk(x, k), k)``); lets training cache a frozen trunk."""
+        for i in range(start, len(self.backbone.blocks)):
+            h = self.backbone.blocks[i](h)
+        return self.logits_from_features(self.head(h))
+
     @property
     def gradcam_layer(self) -> nn.Module:
         """Last convolutional feature map (conv_head + BN + activation)."""
@@ -234,6 +248,14 @@ class BonettiniDetector(EfficientNetDetector):
             x = self.backbone.blocks[i](x)
         return self.head(x)
 
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        if start > self.att_stage + 1:
+            raise ValueError(f"bonettini: start must be at most {self.att_stage + 1}")
+        for i in range(start, self.att_stage + 1):
+            h = self.backbone.blocks[i](h)
+        h = h * torch.sigmoid(self.attconv(h))
+        return super().forward_from(h, self.att_stage + 1)
+
 
 class LTPADetector(EfficientNetDetector):
     """**ltpa** (Learn To Pay Attention, Jetley et al. 2018) on an EfficientNet trunk.
@@ -264,11 +286,16 @@ class LTPADetector(EfficientNetDetector):
         )
         self.classifier = nn.Linear(width * len(self.local_stages), 1)
 
-    def _run(self, x: torch.Tensor):
-        x = self.stem(x)
-        locals_ = []
-        for i, block in enumerate(self.backbone.blocks):
-            x = block(x)
+    def _run(self, x: torch.Tensor, start: int | None = None):
+        """Attention maps and concatenated descriptors; ``start > 0``: ``x`` is the
+        output of stage ``start - 1`` (see :meth:`forward_from`)."""
+        if start is None:
+            x, start = self.stem(x), 0
+        elif start > self.local_stages[0] + 1:
+            raise ValueError(f"ltpa: start must be at most {self.local_stages[0] + 1}")
+        locals_ = [x] if start - 1 in self.local_stages else []
+        for i in range(start, len(self.backbone.blocks)):
+            x = self.backbone.blocks[i](x)
             if i in self.local_stages:
                 locals_.append(x)
         f = self.head(x)
@@ -290,6 +317,9 @@ class LTPADetector(EfficientNetDetector):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self._run(x)[1]))
+
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        return self.classifier(self.dropout(self._run(h, start)[1]))
 
 
 def _stage_channels(backbone: nn.Module, stage: int) -> int:

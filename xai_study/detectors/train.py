@@ -50,6 +50,8 @@ class TrainConfig:
     cache_dir: str | None = ".xai_study_cache/faces"
     half: bool = False
     aug: bool = True
+    aug_copies: int = 3
+    feature_cache: bool = True
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +134,67 @@ def _split_val(items, rng_seed: int):
     train = [it for it in items if (it.identity or it.video_id) not in val_groups]
     val = [it for it in items if (it.identity or it.video_id) in val_groups]
     return train, val
+
+
+def trunk_features(
+    model,
+    frames: np.ndarray,
+    stages: int,
+    copies: int,
+    seed: int,
+    aug: bool,
+    cache_dir: str | None,
+    batch_size: int = 64,
+    progress: bool = True,
+    desc: str = "frozen trunk",
+) -> torch.Tensor:
+    """float16 outputs ``(copies, N, C, h, w)`` of the frozen stem + first ``stages``
+    stages for every frame: copy 0 unaugmented, the others augmented (``augment``).
+    Cached on disk (keyed by the frames, weights of the trunk and settings), so the three
+    demo detectors, which share the ImageNet trunk, compute it once."""
+    from tqdm import tqdm
+
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(frames).tobytes())
+    for k, v in model.state_dict().items():  # trunk weights
+        if k.startswith(("backbone.conv_stem", "backbone.bn1")) or any(
+            k.startswith(f"backbone.blocks.{i}.") for i in range(stages)
+        ):
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().numpy().tobytes())
+    h.update(f"{stages}|{copies}|{seed}|{aug}|{model.config['input_size']}|v1".encode())
+    path = Path(cache_dir) / "features" / f"{h.hexdigest()[:24]}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:
+            path.unlink(missing_ok=True)
+    rng = np.random.default_rng(seed + 7919)
+    out = None
+    n = len(frames)
+    model.eval()
+    with torch.no_grad():
+        for c in range(copies):
+            for i in tqdm(
+                range(0, n, batch_size),
+                desc=f"{desc} {c + 1}/{copies}",
+                unit="batch",
+                disable=not progress,
+                leave=False,
+            ):
+                imgs = frames[i : i + batch_size]
+                if c > 0 and aug:
+                    imgs = np.stack([augment(im, rng) for im in imgs])
+                f = model.trunk(model.preprocess(imgs), stages).half().cpu()
+                if out is None:
+                    out = torch.empty((copies, n, *f.shape[1:]), dtype=torch.float16)
+                out[c, i : i + len(f)] = f
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(out, tmp)
+        tmp.replace(path)
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -228,6 +291,33 @@ def train_detector(
             else 0.5 * (1 + math.cos(math.pi * (k - warm) / max(1, total - warm)))
         ),
     )
+    k = cfg.freeze_stages
+    use_cache = bool(cfg.feature_cache and k > 0 and hasattr(model, "forward_from"))
+    if use_cache:
+        copies = max(1, cfg.aug_copies if cfg.aug else 1)
+        feats = trunk_features(
+            model,
+            train_set.frames,
+            k,
+            copies,
+            cfg.seed,
+            cfg.aug,
+            cfg.cache_dir,
+            progress=progress,
+            desc="frozen trunk (train)",
+        )
+        val_feats = trunk_features(
+            model,
+            val_set.frames,
+            k,
+            1,
+            cfg.seed,
+            False,
+            cfg.cache_dir,
+            progress=progress,
+            desc="frozen trunk (val)",
+        )[0]
+        log(f"training on cached trunk features: stem + {k} frozen stages, {copies} copies")
     n_fake = int(train_set.labels.sum())
     pos_weight = (n - n_fake) / max(1, n_fake)
 
@@ -266,12 +356,18 @@ def train_detector(
         )
         for b in bar:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            imgs = train_set.frames[idx]
-            if cfg.aug:
-                imgs = np.stack([augment(im, rng) for im in imgs])
-            x = model.preprocess(imgs)
             y = torch.from_numpy(train_set.labels[idx].astype(np.float32)).to(device)
-            logits = model(x).reshape(-1)
+            if use_cache:
+                pick = rng.integers(0, feats.shape[0], size=len(idx))
+                h = feats[torch.from_numpy(pick), torch.from_numpy(idx)].float().to(device)
+                if cfg.aug and rng.random() < 0.5:
+                    h = h.flip(-1)
+                logits = model.forward_from(h, k).reshape(-1)
+            else:
+                imgs = train_set.frames[idx]
+                if cfg.aug:
+                    imgs = np.stack([augment(im, rng) for im in imgs])
+                logits = model(model.preprocess(imgs)).reshape(-1)
             loss = _bce(logits, y, pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -281,7 +377,18 @@ def train_detector(
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         bar.close()
         model.eval()
-        vlogits = score_faceset(model, val_set, progress=False)
+        if use_cache:
+            with torch.no_grad():
+                vlogits = torch.cat(
+                    [
+                        model.forward_from(val_feats[i : i + 64].float().to(device), k)
+                        .reshape(-1)
+                        .cpu()
+                        for i in range(0, len(val_feats), 64)
+                    ]
+                ).numpy()
+        else:
+            vlogits = score_faceset(model, val_set, progress=False)
         res = evaluate_faceset(model, val_set, logits=vlogits)
         vy = val_set.labels.astype(np.float32)
         vloss = float(_bce(torch.from_numpy(vlogits), torch.from_numpy(vy), pos_weight).item())
