@@ -103,15 +103,16 @@ def call(
                             raise CallFailed(f"{api}: server error {payload}")
                         return json.loads(payload)
             raise requests.ConnectionError("stream ended without a result")
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+        except requests.RequestException as exc:  # server down or restarting: retry
             if time.time() > deadline:
                 raise CallFailed(f"{api}: {exc}") from exc
             time.sleep(0.5)
 
 
 class Participant:
-    def __init__(self, k: int, rng: random.Random, double: float) -> None:
+    def __init__(self, k: int, rng: random.Random, double: float, think: float = 0.0) -> None:
         self.k = k
+        self.think = think
         self.pid = f"LOAD{k:05d}"
         self.rng = rng
         self.double = double
@@ -145,6 +146,8 @@ class Participant:
                 values = [chk.answer if c.id == item else None for c in checks]
                 out = call(s, url, "check", [self.token, item, *values])
                 continue
+            if self.think:
+                time.sleep(self.rng.uniform(0.5, 1.5) * self.think)  # watching the videos
             q1 = self.rng.choice(["video1", "video2", "dont_know"])
             q2 = self.rng.choice("ABCD")
             self.sent[item] = (q1, q2)
@@ -200,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--kill-restart", action="store_true", help="SIGKILL and restart the servers half way"
     )
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds a participant spends on a section before answering (default 0: "
+        "worst case, all answers at once)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         gate.set()
 
     people = [
-        Participant(k, random.Random(args.seed * 100003 + k), args.double_submit)
+        Participant(k, random.Random(args.seed * 100003 + k), args.double_submit, args.think)
         for k in range(args.participants)
     ]
     errors: list[str] = []
