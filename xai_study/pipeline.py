@@ -37,8 +37,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "frames": 16,
         "size": 224,
         "explainer_params": {
-            "shap3d": {"n_segments": 32, "temporal_spacing": 64.0, "nsamples": 80},
-            "lime3d": {"n_segments": 32, "temporal_spacing": 64.0, "num_samples": 80},
+            "shap3d": {"n_segments": 48, "temporal_spacing": 64.0, "nsamples": 128},
+            "lime3d": {"n_segments": 48, "temporal_spacing": 64.0, "num_samples": 64},
             "integrated_gradients": {"n_steps": 16},
             "ltpa": {"level": 2},
         },

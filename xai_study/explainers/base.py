@@ -214,8 +214,14 @@ def detector_arch(detector) -> str | None:
     return config.get("arch") if isinstance(config, dict) else None
 
 
-def batch_size_of(detector, default: int = 16) -> int:
-    return int(getattr(detector, "batch_size", default) or default)
+#: Frames per batch of the gradient explainers (backward passes keep every activation).
+GRADIENT_BATCH = 8
+
+
+def batch_size_of(detector, default: int = 16, cap: int | None = None) -> int:
+    """The detector's preferred batch size (``detector.batch_size``), at most ``cap``."""
+    size = int(getattr(detector, "batch_size", default) or default)
+    return min(size, cap) if cap else size
 
 
 def frame_logits(detector, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:

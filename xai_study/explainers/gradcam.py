@@ -16,6 +16,7 @@ import numpy as np
 
 from xai_study.errors import XaiStudyError
 from xai_study.explainers.base import (
+    GRADIENT_BATCH,
     Explainer,
     batch_size_of,
     check_positive_int,
@@ -71,7 +72,7 @@ class GradCamExplainer(Explainer):
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
         det = self.detector
-        bs = int(self.params["batch_size"]) or batch_size_of(det)
+        bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         category = 1 if sign > 0 else 0
         out = []
         with torch.enable_grad(), _raw_gradcam_class()(det, [det.gradcam_layer]) as cam:

@@ -12,6 +12,7 @@ import numpy as np
 
 from xai_study.explainers.base import (
     BASELINES,
+    GRADIENT_BATCH,
     Explainer,
     batch_size_of,
     check_choice,
@@ -43,7 +44,7 @@ class IntegratedGradientsExplainer(Explainer):
 
         det = self.detector
         p = self.params
-        bs = int(p["batch_size"]) or batch_size_of(det)
+        bs = int(p["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         base = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
         method = IntegratedGradients(signed_logit_model(det, sign))
         dev = model_device(det)

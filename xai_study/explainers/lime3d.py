@@ -101,6 +101,7 @@ class Lime3D(Explainer):
             "values": weights,
             "intercept": float(intercept),
             "r2": float(r2),
+            "score": game.video_score(),
             **game.stats(),
         }
         return game.paint(weights), extra

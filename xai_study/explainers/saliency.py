@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from xai_study.explainers.base import (
+    GRADIENT_BATCH,
     Explainer,
     batch_size_of,
     check_positive_int,
@@ -35,7 +36,7 @@ class SaliencyExplainer(Explainer):
         from captum.attr import Saliency
 
         det = self.detector
-        bs = int(self.params["batch_size"]) or batch_size_of(det)
+        bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         method = Saliency(signed_logit_model(det, sign))
         out = []
         with torch.enable_grad():

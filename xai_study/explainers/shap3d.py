@@ -100,6 +100,7 @@ class Shap3D(Explainer):
             "values": values,
             "f_clip": f_clip,
             "f_baseline": f_base,
+            "score": game.video_score(),
             **game.stats(),
         }
         return game.paint(values), extra

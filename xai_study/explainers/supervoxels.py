@@ -93,6 +93,7 @@ class CoalitionGame:
         self.cache: dict[tuple[int, bytes], float] = {}
         self.frames_evaluated = 0  # model evaluations (frames through the detector)
         self.batches = 0
+        self.batch_sizes: list[int] = []
         self.coalitions = 0
 
     def _key(self, t: int, coalition: np.ndarray) -> tuple[int, bytes]:
@@ -115,6 +116,7 @@ class CoalitionGame:
             self.cache[key] = float(value)
         self.frames_evaluated += len(jobs)
         self.batches += 1
+        self.batch_sizes.append(len(jobs))
 
     def __call__(self, coalitions: np.ndarray) -> np.ndarray:
         """Values (signed video logits) of the rows of ``coalitions`` (n, K) in {0, 1}."""
@@ -143,6 +145,21 @@ class CoalitionGame:
         values = np.array([[self.cache[k] for k in row_keys] for row_keys in keys])
         return self.sign * values.mean(axis=1)
 
+    def clip_logits(self) -> np.ndarray:
+        """Per-frame logits of the unmasked clip (from the cache when already evaluated)."""
+        full = np.ones(self.n_segments, dtype=bool)
+        if any(self._key(t, full) not in self.cache for t in range(len(self.frames))):
+            self(full[None])
+            self.coalitions -= 1
+        return np.array([self.cache[self._key(t, full)] for t in range(len(self.frames))])
+
+    def video_score(self) -> float:
+        """Video P(fake) of the unmasked clip with the detector's own aggregation."""
+        logits = self.clip_logits()
+        if hasattr(self.detector, "aggregate"):
+            return float(self.detector.aggregate(logits))
+        return float(1.0 / (1.0 + np.exp(-logits.mean())))
+
     def paint(self, values: np.ndarray) -> np.ndarray:
         """Maps where every pixel carries its supervoxel's value: ``(T, H, W)`` float32."""
         values = np.asarray(values, dtype=np.float32).ravel()
@@ -157,4 +174,5 @@ class CoalitionGame:
             "frames_evaluated": self.frames_evaluated,
             "frames_without_cache": self.coalitions * len(self.frames),
             "batches": self.batches,
+            "batch_sizes": list(self.batch_sizes),
         }
