@@ -179,7 +179,7 @@ def test_cli_partial_face(partial_face_video, tmp_path, capsys):
 def test_cli_options(short_face_video, tmp_path, capsys):
     out = tmp_path / "s"
     args = ["faces", str(short_face_video), "--out", str(out), "--frames", "3"]
-    args += ["--size", "96", "--scale", "1.6", "--npz", "--quiet"]
+    args += ["--size", "96", "--scale", "1.6", "--npz", "--quiet", "--threads", "2"]
     assert main(args) == 0
     assert capsys.readouterr().out == ""
     assert Image.open(out / "face_002.png").size == (96, 96)

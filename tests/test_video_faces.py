@@ -179,3 +179,31 @@ def test_smoothing_removes_jitter_but_keeps_real_motion():
     assert np.diff(sm[:, 0]).std() < 0.7 * np.diff(jitter[:, 0]).std()
     moving = np.array([[0, 0, 100, 100], [200, 0, 300, 100], [400, 0, 500, 100]], float)
     np.testing.assert_allclose(smooth_boxes(moving), moving)  # big jumps are real motion
+
+
+def test_torch_threads_are_restored_even_with_concurrent_users():
+    import torch
+
+    from xai_study.video.faces import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with torch_threads(1):  # a second user (another web request) inside
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # still held by the first user
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+
+
+def test_thread_count_does_not_change_detections(data_dir):
+    img = _image(data_dir, "multi_face.jpg")
+    one = detect_faces(img, threads=1)[0]
+    default = detect_faces(img, threads=None)[0]
+    assert len(one) == len(default) == 5
+    for a, b in zip(one, default, strict=True):
+        np.testing.assert_allclose(a.box, b.box, atol=0.05)

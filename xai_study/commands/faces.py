@@ -98,6 +98,13 @@ def register(subparsers) -> None:
         default=0.9,
         help="minimum MTCNN face probability (default: 0.9)",
     )
+    p.add_argument(
+        "--threads",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="torch threads for face detection; MTCNN is fastest with 1 (default: 1)",
+    )
     p.add_argument("--no-smooth", action="store_true", help="do not smooth the crop box over time")
     p.add_argument(
         "--npz", action="store_true", help="also write the whole clip to DIR/face_clip.npz"
@@ -125,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         min_prob=args.min_prob,
         smooth=not args.no_smooth,
         progress=not args.quiet,
+        threads=args.threads,
     )
     out = Path(args.out)
     json_path = clip.save(out)

@@ -24,6 +24,7 @@ from xai_study.video.faces import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_PROB,
+    DEFAULT_THREADS,
     Face,
     detect_faces,
     track_faces,
@@ -284,6 +285,7 @@ def extract_face_clip(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
     detections: Sequence[Sequence[Face]] | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> FaceClip:
     """Turn a video (path or :class:`VideoFrames`) into a :class:`FaceClip`.
 
@@ -292,7 +294,8 @@ def extract_face_clip(
     box (1.3 = crop side 1.3 × the longer box side). ``max_bytes`` limits the file size
     (``None``: no limit). ``max_side`` bounds the detection resolution. ``progress`` shows
     a tqdm bar on stderr. ``detections`` (per-frame faces from :func:`detect_faces`) skips
-    detection. Raises :class:`NoFaceError` when no sampled frame has a face.
+    detection. ``threads``: torch threads for detection (1 is fastest for MTCNN).
+    Raises :class:`NoFaceError` when no sampled frame has a face.
     """
     if size < 8:
         raise XaiStudyError(f"the crop size must be at least 8 pixels, got {size}")
@@ -319,6 +322,7 @@ def extract_face_clip(
                 min_prob=min_prob,
                 batch_size=batch_size,
                 progress=bar.update if bar is not None else None,
+                threads=threads,
             )
         finally:
             if bar is not None:

@@ -15,8 +15,9 @@ cannot take over the clip.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,17 @@ DEFAULT_MIN_PROB = 0.9
 DEFAULT_MIN_FACE_SIZE = 20
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
 DEFAULT_BATCH_SIZE = 16
+# MTCNN is many small tensor operations (a Python loop resizes every candidate box):
+# with several intra-op threads the synchronisation costs more than it saves. Measured on
+# 2 shared cores (benchmarks/bench_faces.py): 32 frames in ~2-3 s with 1 thread against
+# 5-30 s with 2. So detection runs single-threaded by default.
+DEFAULT_THREADS = 1
 
 _MODEL_LOCK = threading.Lock()
 _MODEL = None
+_THREADS_LOCK = threading.Lock()
+_THREADS_USERS = 0
+_THREADS_SAVED = 0
 
 
 @dataclass
@@ -79,6 +88,33 @@ def get_mtcnn():
                 model.eval()
                 _MODEL = model
     return _MODEL
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (``None``: leave as is).
+
+    The setting is process-wide, so concurrent users are counted: the first one in saves
+    the current value and the last one out restores it.
+    """
+    global _THREADS_USERS, _THREADS_SAVED
+    if n is None:
+        yield
+        return
+    import torch
+
+    with _THREADS_LOCK:
+        if _THREADS_USERS == 0:
+            _THREADS_SAVED = torch.get_num_threads()
+            torch.set_num_threads(max(1, int(n)))
+        _THREADS_USERS += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_USERS -= 1
+            if _THREADS_USERS == 0:
+                torch.set_num_threads(_THREADS_SAVED)
 
 
 def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -132,13 +168,15 @@ def detect_faces(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> list[list[Face]]:
     """Detect faces in RGB uint8 frames (T×H×W×3 array, or a list of H×W×3 arrays).
 
     Returns, per frame, the faces with ``prob >= min_prob`` sorted by decreasing
     probability. ``max_side`` bounds the longest side of the image MTCNN sees (``None``:
     full resolution); ``min_face_size`` is in detection pixels. ``progress`` is called
-    with the number of frames done after each batch.
+    with the number of frames done after each batch. ``threads`` is the number of torch
+    threads used while detecting (``None``: torch's current setting).
     """
     if isinstance(frames, np.ndarray):
         if frames.ndim == 3:
@@ -167,7 +205,8 @@ def detect_faces(
             if scale != 1.0:
                 imgs = [_resize(f, scale) for f in imgs]
             batch = np.ascontiguousarray(np.stack(imgs).astype(np.uint8, copy=False))
-            boxes, points = _detect_batch(batch, min_face_size, thresholds)
+            with torch_threads(threads):
+                boxes, points = _detect_batch(batch, min_face_size, thresholds)
             for i, b, p in zip(chunk, boxes, points, strict=True):
                 faces = [
                     Face(
