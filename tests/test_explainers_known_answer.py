@@ -12,7 +12,7 @@ from xai_study.explainers.toys import make_region_detector, region_mask, texture
 SIZE = 64
 # Dense supervoxels so few of them straddle the region's border.
 SETTINGS = {
-    "shap3d": {"n_segments": 96, "compactness": 30.0, "nsamples": 400, "slic_scale": 1.0},
+    "shap3d": {"n_segments": 96, "compactness": 30.0, "nsamples": 250, "slic_scale": 1.0},
     "lime3d": {"n_segments": 96, "compactness": 30.0, "num_samples": 300, "slic_scale": 1.0},
     "integrated_gradients": {"n_steps": 16},
 }

@@ -220,3 +220,11 @@ def _clip(path):
     if path not in _CLIPS:
         _CLIPS[path] = extract_face_clip(path, num_frames=3, size=96)
     return _CLIPS[path]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_single_frame_clip_works(name):
+    det = toy_for(name)
+    clip = textured_clip(1, 40, seed=9)
+    expl = create_explainer(name, det, **FAST.get(name, {})).explain(clip[0])  # (H, W, 3)
+    assert expl.maps.shape == (1, 40, 40) and np.isfinite(expl.maps).all()

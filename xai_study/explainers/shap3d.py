@@ -62,7 +62,6 @@ class Shap3D(Explainer):
             compactness=float(p["compactness"]),
             temporal_spacing=float(p["temporal_spacing"]),
             scale=float(p["slic_scale"]),
-            seed=int(p["seed"]),
         )
         baseline = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
         return CoalitionGame(

@@ -26,7 +26,6 @@ def supervoxels(
     compactness: float = 10.0,
     temporal_spacing: float = 4.0,
     scale: float = 0.5,
-    seed: int = 0,
 ) -> np.ndarray:
     """SLIC supervoxels of a clip: ``(T, H, W)`` int32 labels ``0..K-1`` (all used)."""
     import cv2
