@@ -181,7 +181,7 @@ def test_smoothing_removes_jitter_but_keeps_real_motion():
     np.testing.assert_allclose(smooth_boxes(moving), moving)  # big jumps are real motion
 
 
-def test_torch_threads_are_restored_even_with_concurrent_users():
+def test_torch_threads_are_restored():
     import torch
 
     from xai_study.video.faces import torch_threads
@@ -189,15 +189,26 @@ def test_torch_threads_are_restored_even_with_concurrent_users():
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
-        with torch_threads(1):  # a second user (another web request) inside
+        with torch_threads(1):
             assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 1  # still held by the first user
+        assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
     with pytest.raises(RuntimeError), torch_threads(1):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+    # detection in a worker thread (as in the web app) leaves this thread's setting alone
+    seen = []
+
+    def worker():
+        with torch_threads(1):
+            seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [1] and torch.get_num_threads() == before
 
 
 def test_thread_count_does_not_change_detections(data_dir):

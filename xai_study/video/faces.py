@@ -35,9 +35,6 @@ DEFAULT_THREADS = 1
 
 _MODEL_LOCK = threading.Lock()
 _MODEL = None
-_THREADS_LOCK = threading.Lock()
-_THREADS_USERS = 0
-_THREADS_SAVED = 0
 
 
 @dataclass
@@ -94,27 +91,21 @@ def get_mtcnn():
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads (``None``: leave as is).
 
-    The setting is process-wide, so concurrent users are counted: the first one in saves
-    the current value and the last one out restores it.
+    torch's thread count is an OpenMP setting of the calling thread (plus the default
+    for threads started later), so each caller saves and restores its own value and
+    concurrent callers in other threads do not disturb one another.
     """
-    global _THREADS_USERS, _THREADS_SAVED
     if n is None:
         yield
         return
     import torch
 
-    with _THREADS_LOCK:
-        if _THREADS_USERS == 0:
-            _THREADS_SAVED = torch.get_num_threads()
-            torch.set_num_threads(max(1, int(n)))
-        _THREADS_USERS += 1
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
-        with _THREADS_LOCK:
-            _THREADS_USERS -= 1
-            if _THREADS_USERS == 0:
-                torch.set_num_threads(_THREADS_SAVED)
+        torch.set_num_threads(previous)
 
 
 def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
