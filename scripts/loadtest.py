@@ -270,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for p in people
         ]
-        if gate is not None:
-            threading.Timer(240, gate.set).start()  # never wait forever
+        timer = threading.Timer(240, gate.set) if gate is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()  # never wait forever
         for f in futs:
             try:
                 f.result()
@@ -279,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                 errors.append(str(exc))
             bar.update()
     wall = time.time() - t0
+    if timer is not None:
+        timer.cancel()
     for srv in servers:
         srv.kill()
 
@@ -348,4 +352,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from xai_study.errors import XaiStudyError
+
+    try:
+        raise SystemExit(main())
+    except XaiStudyError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
