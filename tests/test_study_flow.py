@@ -208,6 +208,8 @@ def test_resume_by_token_and_by_prolific_pid(survey):
     assert survey.consent(True, {"PROLIFIC_PID": "p-1"}).id == par.id
     assert survey.step(again.token).kind == "check"
     assert survey.find(par.token).id == par.id
+    # the browser remembers p-1 but the link names someone else: not p-1's answers
+    assert survey.find(par.token, {"PROLIFIC_PID": "p-2"}) is None
     # a second Survey object (another server process) resumes the same way
     other = Survey(survey.study, Database(survey.db.url))
     assert other.step(par.token).kind == "check"

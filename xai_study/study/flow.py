@@ -94,10 +94,11 @@ class Survey:
     def find(self, token: str | None = None, params: dict[str, Any] | None = None):
         """Resume: by token (browser storage / link), else by ``PROLIFIC_PID``."""
         par = self.participant(token)
-        if par is None and params:
-            pid = _clean_param(params.get("PROLIFIC_PID"))
-            if pid:
-                par = self.db.participant_by_prolific(self.study_row_id, pid)
+        pid = _clean_param((params or {}).get("PROLIFIC_PID"))
+        if pid and (par is None or par.prolific_pid != pid):
+            # a link with another PROLIFIC_PID (shared computer): that person, not the
+            # one remembered by the browser
+            par = self.db.participant_by_prolific(self.study_row_id, pid)
         return par
 
     def consent(self, agreed: bool, params: dict[str, Any] | None = None) -> Participant:
