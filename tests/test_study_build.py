@@ -99,6 +99,9 @@ def test_build_study_from_videos(tmp_path, checkpoints):
     metrics = raw["sections"][0]["meta"]["metrics"]
     assert set(metrics) == {"bonettini", "gradcam", "ltpa", "shap"}
     assert 0.0 <= metrics["gradcam"]["mu"] <= 1.0
+    table = study.metrics_frame()
+    assert sorted(table.index) == ["bonettini", "gradcam", "ltpa", "shap"]
+    assert table.loc["gradcam", "mu"] == pytest.approx(metrics["gradcam"]["mu"])
     assert study.attention_checks and study.completion_code
     # an existing folder is not overwritten without --force
     assert main(args) == 2

@@ -84,6 +84,7 @@ class SectionSpec:
     real: Path
     fake: Path
     animations: dict[str, Path]
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -109,6 +110,22 @@ class StudySpec:
             if sec.id == section_id:
                 return sec
         raise StudyError(f"unknown section {section_id!r}")
+
+    def metrics_frame(self):
+        """Mean objective metrics per explainer over the sections (from the ``meta`` that
+        build-study writes): a DataFrame indexed by explainer, columns V/tau/rho/mu; empty
+        when the study file has none."""
+        import pandas as pd
+
+        rows = []
+        for sec in self.sections:
+            for name, values in ((sec.meta or {}).get("metrics") or {}).items():
+                if isinstance(values, dict):
+                    rows.append({"explainer": name, **values})
+        if not rows:
+            return pd.DataFrame(columns=["V", "tau", "rho", "mu"])
+        frame = pd.DataFrame(rows).set_index("explainer").apply(pd.to_numeric, errors="coerce")
+        return frame.groupby(level=0).mean()
 
     def text(self, key: str) -> str:
         value = self.texts.get(key) or DEFAULT_TEXTS.get(key, "")
@@ -213,6 +230,7 @@ def load_study(path: str | Path) -> StudySpec:
                     _ident(k, where): _media(root, v, f"{where} animation {k}")
                     for k, v in anims.items()
                 },
+                meta=raw.get("meta") if isinstance(raw.get("meta"), dict) else {},
             )
         )
     explainers = [_ident(e, f"{study_file.name}: explainers") for e in explainers]
