@@ -7,7 +7,9 @@ Times, in one process on the 20 s 640x360 test video (tests/data/WolfgangLanger_
            warm-up; the imports are already done);
   warm     extract_face_clip once the model is loaded (median of --repeat runs);
   threads  detection with 1 torch thread (the default) against torch's default count;
-and the detection resolution trade-off (max_side) with the coverage each one gives.
+the detection resolution trade-off (max_side) with the coverage each one gives; and
+(--long) decoding 32 frames of a 2.6 min video (the test video looped 8x, a keyframe
+every 2 s, made in a temporary folder) with keyframe seeking against a full decode.
 Each line gives wall seconds and the process's CPU seconds (on a shared machine the wall
 time grows with other people's load).
 
@@ -21,6 +23,8 @@ import os
 import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--video", default=str(ROOT / "tests/data/WolfgangLanger_Pexels.mp4"))
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--long", action="store_true", help="also time decoding a long video")
     args = ap.parse_args()
 
     import torch
@@ -111,6 +116,47 @@ def main() -> None:
         print(
             f"  max_side {label:>4}: {t:6.2f} s wall {CPU['last']:6.2f} s cpu  "
             f"coverage {c.coverage:.2f}"
+        )
+
+    if args.long:
+        bench_long(args.video, args.frames, args.repeat)
+
+
+def bench_long(path: str, frames: int, repeat: int) -> None:
+    import tempfile
+    from fractions import Fraction
+
+    import av
+
+    from xai_study.video import read_video
+
+    src = read_video(path, num_frames=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        long = Path(tmp) / "long.mp4"
+        with av.open(str(long), mode="w") as c:
+            s = c.add_stream("libx264", rate=Fraction(src.fps).limit_denominator(1001))
+            s.height, s.width = src.size
+            s.pix_fmt = "yuv420p"
+            s.options = {"crf": "28", "preset": "ultrafast", "g": str(round(2 * src.fps))}
+            for _ in range(8):
+                for f in src.frames:
+                    for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                        c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+        n = 8 * len(src.frames)
+        results = {}
+        for seek in (True, False):
+            walls = [timed(read_video, long, frames, seek=seek)[0] for _ in range(repeat)]
+            results[seek] = statistics.median(walls)
+        same = np.array_equal(
+            read_video(long, frames, seek=True).frames, read_video(long, frames, seek=False).frames
+        )
+        print(f"long video ({n} frames, {n / src.fps / 60:.1f} min), {frames} frames sampled:")
+        print(f"  full decode    {results[False]:6.2f} s wall (baseline)")
+        print(
+            f"  keyframe seek  {results[True]:6.2f} s wall = {results[False] / results[True]:.1f}x "
+            f"faster; identical frames: {same}"
         )
 
 

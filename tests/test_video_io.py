@@ -233,3 +233,32 @@ def test_display_rotation_is_applied(tmp_path, short_face_video):
     v = read_video(tmp_path / "phone.mp4", num_frames=None)
     assert v.frames.shape == upright.shape == (4, 360, 640, 3)
     assert np.abs(v.frames.astype(int) - upright.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("name", ["WolfgangLanger_Pexels.mp4", "face_noface.mov"])
+def test_keyframe_seeking_gives_the_same_frames(data_dir, name):
+    jump = read_video(data_dir / name, num_frames=12, seek=True)
+    full = read_video(data_dir / name, num_frames=12, seek=False)
+    np.testing.assert_array_equal(jump.indices, full.indices)
+    np.testing.assert_array_equal(jump.frames, full.frames)
+
+
+def test_keyframe_seeking_known_answer(tmp_path):
+    values = [(7 * k) % 200 + 20 for k in range(300)]  # grey level encodes the frame
+    path = tmp_path / "gop.mp4"
+    w, h = 64, 48
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "10", "g": "10"}  # a keyframe every 10 frames
+        for v in values:
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), v, np.uint8), format="rgb24")
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    got = read_video(path, num_frames=7)  # sparse: seeks by default
+    want = np.round(np.linspace(0, 299, 7)).astype(int)
+    np.testing.assert_array_equal(got.indices, want)
+    np.testing.assert_allclose(got.frames.reshape(7, -1).mean(1), [values[i] for i in want], atol=2)
+    np.testing.assert_array_equal(got.frames, read_video(path, num_frames=7, seek=False).frames)
