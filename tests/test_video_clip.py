@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -243,3 +245,33 @@ def test_phone_video_with_display_rotation(tmp_path, short_face_video):
     clip = extract_face_clip(tmp_path / "p.mp4")
     assert clip.source_size == (360, 640) and clip.coverage == 1.0
     _check_geometry(clip)  # includes: eyes above the mouth, i.e. the face is upright
+
+
+def test_second_clip_of_a_file_reuses_detections(tmp_path, short_face_video, monkeypatch):
+    import xai_study.video.clip as clip_mod
+
+    path = tmp_path / "v.mp4"
+    shutil.copy(short_face_video, path)
+    calls = []
+    real = clip_mod.detect_faces
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(clip_mod, "detect_faces", counting)
+    a = extract_face_clip(path, num_frames=4, size=64)
+    b = extract_face_clip(path, num_frames=4, size=128, margin=1.5)  # cached detections
+    assert len(calls) == 1
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    assert b.frames.shape == (4, 128, 128, 3)
+    extract_face_clip(path, num_frames=5)  # other sampling: detect again
+    assert len(calls) == 2
+    video = read_video(path, num_frames=4)  # frames given directly: never cached
+    extract_face_clip(video)
+    assert len(calls) == 3
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + b"\0")  # the file changed: its mtime differs
+    os.utime(path, ns=(1, 1))
+    extract_face_clip(path, num_frames=4)
+    assert len(calls) == 4

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,31 @@ from xai_study.video.faces import (
 from xai_study.video.io import DEFAULT_MAX_BYTES, VideoFrames, read_video
 
 NPZ_VERSION = 1
+
+# Per-frame detections of recently seen files, so that cutting a second clip of the same
+# video (another crop size or margin, as study building does) skips MTCNN. Keyed by the
+# file's identity (path, size, modification time) and the sampling/detection settings.
+_DETECTIONS: OrderedDict[tuple, list[list[Face]]] = OrderedDict()
+_DETECTIONS_LOCK = threading.Lock()
+_DETECTIONS_MAX = 32
+
+
+def _detections_key(video: VideoFrames, max_side, min_prob) -> tuple | None:
+    if not video.path:
+        return None
+    try:
+        st = os.stat(video.path)
+    except OSError:
+        return None
+    return (
+        os.path.realpath(video.path),
+        st.st_size,
+        st.st_mtime_ns,
+        tuple(int(i) for i in video.indices),
+        video.frames.shape,
+        max_side,
+        float(min_prob),
+    )
 
 
 @dataclass
@@ -294,14 +321,18 @@ def extract_face_clip(
     box (1.3 = crop side 1.3 × the longer box side). ``max_bytes`` limits the file size
     (``None``: no limit). ``max_side`` bounds the detection resolution. ``progress`` shows
     a tqdm bar on stderr. ``detections`` (per-frame faces from :func:`detect_faces`) skips
-    detection. ``threads``: torch threads for detection (1 is fastest for MTCNN).
-    Raises :class:`NoFaceError` when no sampled frame has a face.
+    detection. For a path, the detections of the last 32 files seen are reused when the
+    same file (same size and modification time) is sampled the same way again (never for
+    ``VideoFrames``, whose pixels may have been edited). ``threads``: torch threads for
+    detection (1 is fastest for MTCNN). Raises :class:`NoFaceError` when no sampled frame
+    has a face.
     """
     if size < 8:
         raise XaiStudyError(f"the crop size must be at least 8 pixels, got {size}")
     if not margin or margin < 1.0 or margin > 4.0:
         raise XaiStudyError(f"the margin must be between 1.0 and 4.0, got {margin}")
-    if isinstance(source, VideoFrames):
+    from_file = not isinstance(source, VideoFrames)
+    if not from_file:
         video = source
     else:
         if num_frames is not None and num_frames < 1:
@@ -309,6 +340,14 @@ def extract_face_clip(
         video = read_video(source, num_frames=num_frames, max_bytes=max_bytes)
     frames = video.frames
     n = len(frames)
+    key = None
+    if from_file and detections is None:
+        key = _detections_key(video, max_side, min_prob)
+    if key is not None:
+        with _DETECTIONS_LOCK:
+            if key in _DETECTIONS:
+                _DETECTIONS.move_to_end(key)
+                detections = _DETECTIONS[key]
     if detections is None:
         bar = None
         if progress:
@@ -327,6 +366,11 @@ def extract_face_clip(
         finally:
             if bar is not None:
                 bar.close()
+        if key is not None:
+            with _DETECTIONS_LOCK:
+                _DETECTIONS[key] = detections
+                while len(_DETECTIONS) > _DETECTIONS_MAX:
+                    _DETECTIONS.popitem(last=False)
     elif len(detections) != n:
         raise ValueError(f"{len(detections)} detections for {n} frames")
     track = track_faces(detections)
