@@ -99,6 +99,9 @@ def test_build_study_from_videos(tmp_path, checkpoints):
     metrics = raw["sections"][0]["meta"]["metrics"]
     assert set(metrics) == {"bonettini", "gradcam", "ltpa", "shap"}
     assert 0.0 <= metrics["gradcam"]["mu"] <= 1.0
+    assert study.warnings == []  # opaque media names: nothing gives the answers away
+    names = [p.name for p in [sec.real, sec.fake, *sec.animations.values()]]
+    assert not any(w in n for n in names for w in ("fake", "real", "gradcam", "shap", "ltpa"))
     table = study.metrics_frame()
     assert sorted(table.index) == ["bonettini", "gradcam", "ltpa", "shap"]
     assert table.loc["gradcam", "mu"] == pytest.approx(metrics["gradcam"]["mu"])

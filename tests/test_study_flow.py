@@ -50,6 +50,8 @@ def test_load_study(study_dir):
     assert st.completion_code == "TEST-CODE-42"
     assert st.redirect_for("X1") == "https://example.org/done?cc=X1"
     assert st.attention_checks[0].answer == "Blue"
+    # the helper's file names (s01_fake.mp4, s01_shap.mp4) give the answers away
+    assert st.warnings and "reveal" in st.warnings[0]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from xai_study.errors import StudyError
@@ -160,6 +161,8 @@ def run_serve(args: argparse.Namespace) -> int:
     ctx, db_path = make_context(args)
     from xai_study.ui.app import serve
 
+    for warning in ctx.study.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     where = f"http://{args.host}:{args.port}/"
     print(f"serving study '{ctx.study.name}' on {where} (results: {where}results)", flush=True)
     if ctx.admin_password is None:

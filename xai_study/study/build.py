@@ -74,6 +74,15 @@ def _safe_id(value: str) -> str:
     return keep if keep and keep[0].isalnum() else f"v{keep}"[:100]
 
 
+def _opaque_name(section: str, role: str, seed: int) -> str:
+    """A media file name that does not reveal which video is fake or which explainer
+    made an animation (participants can see file names in the page's URLs)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}:{section}:{role}".encode()).hexdigest()[:10]
+    return f"{section}_{digest}.mp4"
+
+
 def _small_video(src: Path, dst: Path) -> None:
     """Re-encode for the browser: at most 50 frames (same duration), at most 320 px."""
     import cv2
@@ -169,8 +178,10 @@ def build_study(
         for i, (fake, real) in enumerate(pairs, 1):
             sid = f"s{i:02d}"
             bar.set_postfix_str(f"{sid} {fake['id']}")
-            _small_video(fake["path"], media / f"{sid}_fake.mp4")
-            _small_video(real["path"], media / f"{sid}_real.mp4")
+            fake_name = _opaque_name(sid, "fake", seed)
+            real_name = _opaque_name(sid, "real", seed)
+            _small_video(fake["path"], media / fake_name)
+            _small_video(real["path"], media / real_name)
             anims: dict[str, str] = {}
             meta: dict[str, Any] = {"metrics": {}, "seconds": {}, "p_fake": {}}
             clips: dict[int, Any] = {}
@@ -191,7 +202,7 @@ def build_study(
                 result = expl.explain(clip)
                 frames = render_overlay(clip.frames, result.normalised, legend=False)
                 fps = max(2.0, min(12.0, len(frames) / 2.0))
-                path = save_animation(frames, media / f"{sid}_{name}.mp4", fps=fps)
+                path = save_animation(frames, media / _opaque_name(sid, name, seed), fps=fps)
                 anims[name] = str(path.relative_to(out_dir))
                 metrics = paper_metrics(result.maps, signed=result.signed)
                 meta["metrics"][name] = {
@@ -206,8 +217,8 @@ def build_study(
                     "id": sid,
                     "video_id": fake["id"],
                     "real_video_id": real["id"],
-                    "real": f"media/{sid}_real.mp4",
-                    "fake": f"media/{sid}_fake.mp4",
+                    "real": f"media/{real_name}",
+                    "fake": f"media/{fake_name}",
                     "animations": anims,
                     "meta": meta,
                 }

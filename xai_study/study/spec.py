@@ -104,6 +104,7 @@ class StudySpec:
     texts: dict[str, str] = field(default_factory=dict)
     file_hash: str = ""
     path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def section(self, section_id: str) -> SectionSpec:
         for sec in self.sections:
@@ -275,7 +276,21 @@ def load_study(path: str | Path) -> StudySpec:
     code = str(data.get("completion_code") or "")
     if not code:
         code = "XS-" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+    leaks = []
+    for sec in sections:
+        roles = f"{sec.fake.stem} {sec.real.stem}".lower()
+        names = " ".join(p.stem.lower() for p in sec.animations.values())
+        if "fake" in roles or "real" in roles or any(n.lower() in names for n in sec.animations):
+            leaks.append(sec.id)
+    warnings = []
+    if leaks:
+        warnings.append(
+            f"media file names of {len(leaks)} section(s) (e.g. {leaks[0]}) reveal the fake "
+            "video or the explainer; participants can see file names (build-study uses "
+            "opaque names)"
+        )
     return StudySpec(
+        warnings=warnings,
         root=root,
         name=name,
         title=str(data.get("title") or "Deepfake explanation study"),

@@ -40,8 +40,6 @@ CSS = """
 def _consent_text(ctx: AppContext) -> str:
     st = ctx.study
     return f"""
-## {html.escape(st.title)}
-
 {html.escape(st.text("intro"))}
 
 **What we collect.** Your answers, how long each answer took, the kind of screen you use
@@ -103,10 +101,18 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         gr.Markdown(f"### Question 1. {html.escape(st.text('q1'))}")
         with gr.Row():
             video1 = gr.Video(
-                label="Video 1", interactive=False, elem_classes=["xs-media"], min_width=240
+                label="Video 1",
+                interactive=False,
+                buttons=[],
+                elem_classes=["xs-media"],
+                min_width=240,
             )
             video2 = gr.Video(
-                label="Video 2", interactive=False, elem_classes=["xs-media"], min_width=240
+                label="Video 2",
+                interactive=False,
+                buttons=[],
+                elem_classes=["xs-media"],
+                min_width=240,
             )
         q1 = gr.Radio(
             [(v, k) for k, v in Q1_LABELS.items()],
@@ -122,6 +128,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
                     gr.Video(
                         label=f"Animation {lab}",
                         interactive=False,
+                        buttons=[],
                         autoplay=True,
                         loop=True,
                         elem_classes=["xs-media"],
