@@ -164,6 +164,12 @@ def test_npz_round_trip_and_save(short_face_video, tmp_path):
     assert set(first) >= {"box", "landmarks", "timestamp", "frame_index", "crop"}
     png = np.asarray(Image.open(out / first["crop"]))
     np.testing.assert_array_equal(png, clip.frames[0])
+    (out / "notes.txt").write_text("mine")
+    short = FaceClip.from_npz(path)
+    short.frames = short.frames[:3]
+    short.save(out)  # a shorter clip into the same folder: stale crops go, other files stay
+    assert sorted(p.name for p in out.glob("face_*.png")) == [f"face_00{k}.png" for k in range(3)]
+    assert (out / "notes.txt").exists()
 
 
 # ----------------------------------------------------------------------- CLI

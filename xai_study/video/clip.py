@@ -142,7 +142,11 @@ class FaceClip:
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the crops as ``face_000.png``... and ``faces.json`` into ``directory``."""
+        """Write the crops as ``face_000.png``... and ``faces.json`` into ``directory``.
+
+        Crops named ``face_NNN.png`` beyond this clip's length (from an earlier run into the
+        same folder) are removed.
+        """
         from PIL import Image
 
         out = Path(directory)
@@ -152,6 +156,11 @@ class FaceClip:
             raise XaiStudyError(f"{out}: cannot create the output folder ({exc})") from None
         for k, crop in enumerate(self.frames):
             Image.fromarray(crop).save(out / f"face_{k:03d}.png")
+        # Crops left over from an earlier, longer clip in the same folder would be mistaken
+        # for this one's: remove them (only files named like ours).
+        for old in out.glob("face_[0-9][0-9][0-9].png"):
+            if int(old.stem[5:]) >= len(self):
+                old.unlink()
         path = out / "faces.json"
         path.write_text(json.dumps(self.summary(), indent=2) + "\n")
         return path
