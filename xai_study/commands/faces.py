@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"{args.video}: face in {clip.frames_with_face} of {clip.frames_sampled} sampled "
-            f"frames (coverage {clip.coverage:.2f}); {len(clip)} crops of "
+            f"frames (coverage {clip.coverage:.2f}); {len(clip)} crop{'s' if len(clip) != 1 else ''} of "
             f"{clip.size}x{clip.size} px and {json_path.name} written to {out}"
         )
     return 0

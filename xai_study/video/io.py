@@ -31,7 +31,7 @@ class VideoFrames:
     timestamps: np.ndarray  # (T,) seconds from the start
     fps: float  # average frame rate of the source (1.0 for an image)
     duration: float  # seconds (0.0 for an image)
-    total_frames: int  # frames decoded in the whole file
+    total_frames: int  # frames in the whole file (that can be read)
     path: str = ""
     is_image: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -131,12 +131,11 @@ class _Scan:
 
 
 def _open_error(p: Path, exc: Exception) -> VideoError:
-    if p.suffix.lower() in {".mp4", ".mov", ".m4v", ".3gp"} or _mp4_lacks_moov(p):
-        try:
-            if _mp4_lacks_moov(p):
-                return VideoError(f"{p}: {MOOV_MISSING}")
-        except OSError:
-            pass
+    try:
+        if _mp4_lacks_moov(p):
+            return VideoError(f"{p}: {MOOV_MISSING}")
+    except OSError:
+        pass
     return VideoError(
         f"{p}: not a video or image file that FFmpeg can read ({_ffmpeg_reason(exc)})"
     )
