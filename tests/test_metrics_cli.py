@@ -181,3 +181,46 @@ def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
     # other settings in the same folder are refused
     with pytest.raises(XaiStudyError, match="other settings"):
         cm.evaluate(csv, ["gradcam"], out, **{**kwargs, "steps": 2})
+
+
+@pytest.mark.slow
+def test_evaluate_with_real_architectures(tmp_path, monkeypatch, short_face_video):
+    """The paper's four explainers on the real EfficientNet detectors (random heads)."""
+    from xai_study import pipeline
+    from xai_study.detectors import create_detector
+
+    monkeypatch.setitem(
+        pipeline.PRESETS,
+        "fast",
+        {
+            **pipeline.PRESETS["fast"],
+            "frames": 3,
+            "size": 64,
+            "explainer_params": {"shap3d": {"n_segments": 8, "nsamples": 24}},
+        },
+    )
+    monkeypatch.setattr(cm, "_clip_masks", lambda *a: None)
+    detectors = {a: create_detector(a, input_size=64) for a in ("plain", "bonettini", "ltpa")}
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"path,label\n{short_face_video},fake\n")
+    paths = cm.evaluate(
+        csv,
+        ["gradcam", "shap3d", "ltpa", "bonettini"],
+        tmp_path / "out",
+        steps=2,
+        n_boot=50,
+        progress=False,
+        detectors=detectors,
+        sanity=True,
+    )
+    df = pd.read_csv(paths["per_video"]).set_index("explainer")
+    assert df["error"].isna().all()
+    assert df["detector"].str.split().str[0].to_dict() == {
+        "gradcam": "plain",
+        "shap3d": "plain",
+        "ltpa": "ltpa",
+        "bonettini": "bonettini",
+    }
+    for col in ("V", "mu", "deletion_auc", "insertion_auc"):
+        assert df[col].notna().all(), col
+    assert "next to the paper" in paths["summary_md"].read_text()
