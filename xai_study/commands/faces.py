@@ -52,7 +52,11 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("video", metavar="VIDEO", help="video file (or image) to read")
-    p.add_argument("--out", metavar="DIR", required=True, help="output folder (created)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder, created (default: ./<video name>_faces)",
+    )
     p.add_argument(
         "--frames",
         metavar="N",
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         threads=args.threads,
     )
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.video).stem}_faces"
     json_path = clip.save(out)
     if args.npz:
         clip.to_npz(out / "face_clip.npz")

@@ -29,6 +29,7 @@ from xai_study.video.faces import (
     DEFAULT_THREADS,
     Face,
     detect_faces,
+    get_mtcnn,
     track_faces,
 )
 from xai_study.video.io import DEFAULT_MAX_BYTES, VideoFrames, read_video
@@ -361,6 +362,8 @@ def extract_face_clip(
         bar = None
         if progress:
             from tqdm import tqdm
+
+            get_mtcnn()  # load the model first, so the bar shows detection speed only
 
             bar = tqdm(total=n, desc="detecting faces", unit="frame", leave=False)
         try:
