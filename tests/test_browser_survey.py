@@ -71,9 +71,13 @@ def test_participant_from_consent_to_completion_code(server):
         page.locator("#xs-familiarity").get_by_text("No", exact=True).click()
         page.locator("#xs-demo-next").click()
 
-        expect(page.locator("#xs-progress")).to_contain_text("Section 1 of 2")
+        expect(page.locator("#xs-progress")).to_contain_text("Section 1 of 2, question 1")
         expect(page.locator("#xs-section video").first).to_be_attached()
+        expect(page.locator("#xs-part2")).to_be_hidden()
         page.locator("#xs-q1").get_by_text("Video 2").click()
+        page.locator("#xs-q1-next").click()
+        expect(page.locator("#xs-progress")).to_contain_text("Section 1 of 2, question 2")
+        expect(page.locator("#xs-part1")).to_be_hidden()
         page.locator("#xs-q2").get_by_text("Animation C").click()
         page.locator("#xs-answer").dblclick()  # a double click stores one answer
 
@@ -85,8 +89,13 @@ def test_participant_from_consent_to_completion_code(server):
         page.locator("#xs-check-ac1").get_by_text("Blue").click()
         page.locator("#xs-check-next").click()
 
-        expect(page.locator("#xs-progress")).to_contain_text("Section 2 of 2")
+        expect(page.locator("#xs-progress")).to_contain_text("Section 2 of 2, question 1")
         page.locator("#xs-q1").get_by_text("I do not know").click()
+        page.locator("#xs-q1-next").click()
+        # reload between the two questions: back at question 2, not question 1
+        expect(page.locator("#xs-progress")).to_contain_text("Section 2 of 2, question 2")
+        page.reload()
+        expect(page.locator("#xs-progress")).to_contain_text("Section 2 of 2, question 2")
         page.locator("#xs-q2").get_by_text("Animation A").click()
         page.locator("#xs-answer").click()
 

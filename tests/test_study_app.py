@@ -41,7 +41,8 @@ def server(tmp_path_factory):
     blocks.close()
 
 
-IDX = {"token": 1, "item": 2, "message": 4, "video1": 11, "code": -1}
+# gradio_client leaves layout blocks (columns) out of the outputs
+IDX = {"token": 1, "item": 2, "message": 4, "video1": 6, "anim_a": 8, "code": -1}
 
 
 def test_participant_over_http(server):
@@ -55,11 +56,17 @@ def test_participant_over_http(server):
     assert r[IDX["item"]].startswith("s0")
     video = r[IDX["video1"]]["value"]
     assert Path(video).stat().st_size > 0  # the media file was served and downloaded
-    r = c.predict(tok, r[IDX["item"]], "video2", "B", api_name="/answer")
+    assert r[IDX["anim_a"]]["value"] is None  # animations (they show the fake) come later
+    first = r[IDX["item"]]
+    r = c.predict(tok, first, "video2", api_name="/q1")
+    assert r[IDX["item"]] == first and r[IDX["video1"]]["value"] is None
+    assert Path(r[IDX["anim_a"]]["value"]).stat().st_size > 0
+    r = c.predict(tok, first, "B", api_name="/q2")
     assert r[IDX["item"]] == "ac1"
     r = c.predict(tok, "ac1", "Blue", api_name="/check")
     while r[IDX["item"]]:
-        r = c.predict(tok, r[IDX["item"]], "video1", "A", api_name="/answer")
+        r = c.predict(tok, r[IDX["item"]], "video1", api_name="/q1")
+        r = c.predict(tok, r[IDX["item"]], "A", api_name="/q2")
     assert "TEST-CODE-42" in r[IDX["code"]]["value"]
     # resume with the same token (what a reload does) lands on the completion page
     r = c.predict(tok, api_name="/resume")
@@ -74,16 +81,18 @@ def test_forged_calls_are_rejected(server):
     c = server["client"]
     db = server["ctx"].db
     before = len(db.responses_frame())
-    r = c.predict("forged-token", "s01", "video1", "A", api_name="/answer")
+    r = c.predict("forged-token", "s01", "video1", api_name="/q1")
     assert "session was not found" in r[IDX["message"]]
     tok = c.predict(None, True, api_name="/consent")[IDX["token"]]
-    r = c.predict(tok, "s01", "video1", "A", api_name="/answer")
+    r = c.predict(tok, "s01", "video1", api_name="/q1")
     assert "questions about you" in r[IDX["message"]]
     r = c.predict(tok, "large", "yes", api_name="/demographics")
     current = r[IDX["item"]]
     other = next(s for s in ("s01", "s02", "s03") if s != current)
-    r = c.predict(tok, other, "video1", "A", api_name="/answer")
+    r = c.predict(tok, other, "video1", api_name="/q1")
     assert "in order" in r[IDX["message"]]
+    r = c.predict(tok, current, "A", api_name="/q2")
+    assert "question 1 first" in r[IDX["message"]]
     assert len(db.responses_frame()) == before
 
 

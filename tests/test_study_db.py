@@ -63,8 +63,15 @@ def test_schema_created_and_idempotent_answers(db_url):
     # the database itself refuses a duplicate (participant, section)
     with pytest.raises(sa.exc.IntegrityError), db.write() as s:
         s.add(Answer(participant_id=par.id, **_answer(1)))
+    # Q1 first, Q2 later on the same row; only the first Q2 counts
+    db.save_answer(par.id, **{**_answer(2), "q2_choice": None})
+    assert db.save_q2(par.id, "s02", q2_choice="ltpa", q2_position="B")
+    assert not db.save_q2(par.id, "s02", q2_choice="gradcam", q2_position="A")
+    assert db.get_answer(par.id, "s02").q2_choice == "ltpa"
     frame = db.responses_frame()
     assert list(frame.columns) == RESPONSE_COLUMNS
+    assert list(frame["q2_choice"]) == ["shap", "ltpa"]
+    frame = frame[frame["section"] == "s01"]
     assert len(frame) == 1 and frame.iloc[0]["q2_choice"] == "shap"
     assert list(db.participants_frame().columns) == PARTICIPANT_COLUMNS
     db.dispose()

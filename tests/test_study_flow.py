@@ -143,20 +143,26 @@ def test_full_participant_flow(survey):
     with pytest.raises(SurveyError, match="not part"):
         survey.submit_section(tok, "s99", "video1", "A")
     with pytest.raises(SurveyError, match="question 1"):
-        survey.submit_section(tok, order[0], "video3", "A")
-    with pytest.raises(SurveyError, match="animation"):
-        survey.submit_section(tok, order[0], "video1", "E")
-    with pytest.raises(SurveyError, match="exactly one"):
-        survey.submit_section(tok, order[0], "video1", ["A", "B"])
+        survey.submit_q1(tok, order[0], "video3")
+    with pytest.raises(SurveyError, match="question 1 first"):
+        survey.submit_q2(tok, order[0], "A")  # Q2 (animations) only after Q1
 
     # section 1: answer the fake's position correctly, choose slot C
     first = assign[order[0]]
     view = step.section
+    assert step.phase == "q1"
     assert view["videos"][first["fake_position"] - 1].name.endswith("_fake.mp4")
     assert [p.name for _, p in view["animations"]] == [
         f"{order[0]}_{name}.mp4" for name in first["order"]
     ]
-    step = survey.submit_section(tok, order[0], f"video{first['fake_position']}", "C")
+    step = survey.submit_q1(tok, order[0], f"video{first['fake_position']}")
+    assert (step.kind, step.phase, step.position, step.answered) == ("section", "q2", 1, 0)
+    survey.submit_q1(tok, order[0], "dont_know")  # replay: the first answer stays
+    with pytest.raises(SurveyError, match="animation"):
+        survey.submit_q2(tok, order[0], "E")
+    with pytest.raises(SurveyError, match="exactly one"):
+        survey.submit_q2(tok, order[0], ["A", "B"])
+    step = survey.submit_q2(tok, order[0], "C")
     assert step.kind == "check"  # the attention check follows section 1
     # a replay of section 1 with other answers changes nothing
     survey.submit_section(tok, order[0], "dont_know", "A")
@@ -185,7 +191,8 @@ def test_full_participant_flow(survey):
     assert frame.iloc[1]["q1_correct"] is False
     assert frame.iloc[2]["q1_correct"] is None and frame.iloc[2]["q1_answer"] == "dont_know"
     assert set(frame["screen"]) == {"small"} and set(frame["familiarity"]) == {"heard of it"}
-    assert (frame["time_spent_s"] >= 0).all()
+    assert (frame["time_spent_s"] >= 0).all() and (frame["q1_time_spent_s"] >= 0).all()
+    assert (frame["answered_at"] >= frame["q1_answered_at"]).all()
     assert frame["video_id"].str.startswith("fake_").all()
 
     parts = survey.db.participants_frame("tiny")

@@ -24,7 +24,7 @@ def test_loadtest_kill_restart_loses_nothing(tmp_path):
     assert "sent answers: 36 stored answers: 36" in out
     assert "lost: 0 duplicated: 0 crossed: 0" in out
     assert "kill-restart: done" in out
-    assert "answer-save latency: median" in out
+    assert "answer-save latency (each of Q1 and Q2): median" in out
 
 
 def test_loadtest_detects_a_missing_study(tmp_path):

@@ -8,7 +8,9 @@ Tables:
   the recruiting platform's URL parameters (``PROLIFIC_PID``, ``STUDY_ID``,
   ``SESSION_ID``), status (``consented`` -> ``in_progress`` -> ``completed``) and times.
 - ``answers``: one row per participant x section (unique), with Q1 / Q2 answers, the
-  placement shown, when the section was shown and answered and the time spent.
+  placement shown, when the section was shown and answered and the time spent (Q1 is
+  asked first and stored on its own, before the animations give the fake away; Q2 then
+  fills the same row once).
 - ``checks``: one row per participant x attention check (unique).
 
 Every write is one short transaction. On SQLite the database runs in WAL mode with a
@@ -42,6 +44,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
@@ -81,6 +84,8 @@ RESPONSE_COLUMNS = [
     "screen",
     "familiarity",
     "shown_at",
+    "q1_answered_at",
+    "q1_time_spent_s",
     "answered_at",
     "time_spent_s",
 ]
@@ -170,11 +175,13 @@ class Answer(Base):
     fake_position: Mapped[int] = mapped_column(Integer)
     q1_answer: Mapped[str] = mapped_column(String(20))
     q1_correct: Mapped[bool | None] = mapped_column(Boolean)
-    q2_choice: Mapped[str] = mapped_column(String(200))
-    q2_position: Mapped[str] = mapped_column(String(50), default="")
+    q1_answered_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    q1_time_spent_s: Mapped[float | None] = mapped_column(Float)
+    q2_choice: Mapped[str | None] = mapped_column(String(200))
+    q2_position: Mapped[str | None] = mapped_column(String(50))
     q2_order: Mapped[str] = mapped_column(String(200), default="")
     shown_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    answered_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True))
     time_spent_s: Mapped[float | None] = mapped_column(Float)
 
 
@@ -425,8 +432,6 @@ class Database:
         if existing is not None:
             return existing, False
         row = Answer(participant_id=participant_id, **fields)
-        if row.answered_at is None:
-            row.answered_at = utcnow()
         try:
             with self.write() as s:
                 s.add(row)
@@ -436,6 +441,36 @@ class Database:
                 raise
             return existing, False
         return row, True
+
+    def save_q2(
+        self,
+        participant_id: str,
+        section: str,
+        *,
+        q2_choice: str,
+        q2_position: str,
+        answered_at: _dt.datetime | None = None,
+        time_spent_s: float | None = None,
+    ) -> bool:
+        """Store Q2 of a section whose Q1 is stored; only the first call counts (one
+        conditional UPDATE, so concurrent replays cannot overwrite). Returns True when
+        this call stored it."""
+        with self.write() as s:
+            result = s.execute(
+                update(Answer)
+                .where(
+                    Answer.participant_id == participant_id,
+                    Answer.section == section,
+                    Answer.q2_choice.is_(None),
+                )
+                .values(
+                    q2_choice=q2_choice,
+                    q2_position=q2_position,
+                    answered_at=answered_at or utcnow(),
+                    time_spent_s=time_spent_s,
+                )
+            )
+            return bool(result.rowcount)
 
     def get_answer(self, participant_id: str, section: str) -> Answer | None:
         with self.read() as s:
@@ -496,7 +531,10 @@ class Database:
 
         ``q1_answer`` is ``video1`` / ``video2`` / ``dont_know`` as the participant saw
         them, ``q1_correct`` is True/False (None for "I do not know"), ``q2_choice`` the
-        explainer name (``;``-joined names when the study allows several choices).
+        explainer name (``;``-joined names when the study allows several choices), None
+        while the participant has answered Q1 of the section but not yet Q2.
+        ``answered_at``/``time_spent_s`` are those of Q2 (the section's last answer),
+        ``q1_answered_at``/``q1_time_spent_s`` those of Q1.
         """
         import pandas as pd
 
@@ -528,6 +566,8 @@ class Database:
                         "screen": par.screen,
                         "familiarity": par.familiarity,
                         "shown_at": _aware(ans.shown_at),
+                        "q1_answered_at": _aware(ans.q1_answered_at),
+                        "q1_time_spent_s": ans.q1_time_spent_s,
                         "answered_at": _aware(ans.answered_at),
                         "time_spent_s": ans.time_spent_s,
                     }
@@ -542,6 +582,7 @@ class Database:
 
         n_answers = (
             select(Answer.participant_id, func.count(Answer.id).label("n"))
+            .where(Answer.q2_choice.is_not(None))
             .group_by(Answer.participant_id)
             .subquery()
         )

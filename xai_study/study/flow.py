@@ -1,7 +1,9 @@
 """The survey as a state machine over the database (no gradio).
 
 Steps, in order: ``consent`` -> ``demographics`` -> ``section`` 1..n (with attention
-checks inserted after the section they name) -> ``complete``. The current step is always
+checks inserted after the section they name) -> ``complete``. A section has two phases:
+``q1`` (the two videos: which one is fake?) and then ``q2`` (the explanation
+animations, which would give the fake away if shown with Q1). The current step is always
 derived from what is stored, so a reload, a second browser tab, a second server process
 or a server restart all resume at the same place. Every submission is validated here,
 on the server: the participant token must exist, the step must be the current one (or
@@ -41,6 +43,7 @@ class Step:
     follows)."""
 
     kind: str
+    phase: str = ""
     position: int = 0
     total: int = 0
     answered: int = 0
@@ -151,12 +154,14 @@ class Survey:
         total = len(par.assignment_dict()["sections"])
         if par.demographics_at is None:
             return Step("demographics", total=total)
-        answered = {a.section for a in self.db.answers(par.id)}
+        rows = {a.section: a for a in self.db.answers(par.id)}
+        answered = {k for k, a in rows.items() if a.q2_choice is not None}
         checked = {c.check_id for c in self.db.checks(par.id)}
         for kind, (pos, item) in self._plan(par):
             if kind == "section" and item["section"] not in answered:
                 return Step(
                     "section",
+                    phase="q2" if item["section"] in rows else "q1",
                     position=pos,
                     total=total,
                     answered=len(answered),
@@ -205,16 +210,19 @@ class Survey:
         self.db.set_demographics(par.id, screen, familiarity)
         return self.step(token)
 
-    def submit_section(self, token: str | None, section_id: Any, q1: Any, q2: Any) -> Step:
-        """Store Q1/Q2 of one section. ``q1`` is video1/video2/dont_know; ``q2`` a slot
-        label (``"A"``) or, for multiple-choice studies, a list of labels."""
-        par = self._require(token)
+    def _section_entry(self, par: Participant, section_id: Any) -> tuple[int, dict[str, Any]]:
         if par.demographics_at is None:
             raise SurveyError("please answer the questions about you first")
         entries = par.assignment_dict()["sections"]
-        index = {e["section"]: (pos, e) for pos, e in enumerate(entries, 1)}
-        if not isinstance(section_id, str) or section_id not in index:
-            raise SurveyError("this section is not part of your survey")
+        for pos, entry in enumerate(entries, 1):
+            if isinstance(section_id, str) and entry["section"] == section_id:
+                return pos, entry
+        raise SurveyError("this section is not part of your survey")
+
+    def submit_q1(self, token: str | None, section_id: Any, q1: Any) -> Step:
+        """Store Q1 of a section (``video1`` / ``video2`` / ``dont_know``)."""
+        par = self._require(token)
+        pos, entry = self._section_entry(par, section_id)
         if self.db.get_answer(par.id, section_id) is not None:
             return self.step(token)  # replay / double click: keep the first answer
         current = self.step(token)
@@ -222,17 +230,7 @@ class Survey:
             raise SurveyError("please answer the sections in order")
         if q1 not in Q1_ANSWERS:
             raise SurveyError("please answer question 1")
-        pos, entry = index[section_id]
-        labels = slot_labels(len(entry["order"]))
-        picks = q2 if isinstance(q2, list | tuple) else ([q2] if q2 else [])
-        if not picks or any(p not in labels for p in picks) or len(set(picks)) != len(picks):
-            raise SurveyError("please choose the animation that best explains the decision")
-        if self.study.q2_mode == "single" and len(picks) != 1:
-            raise SurveyError("please choose exactly one animation")
-        picks = sorted(picks)
-        chosen = [entry["order"][labels.index(p)] for p in picks]
         fake = entry["fake_position"]
-        correct = None if q1 == "dont_know" else (q1 == f"video{fake}")
         sec = self.study.section(section_id)
         now = utcnow()
         shown = self._previous_time(par)
@@ -244,15 +242,47 @@ class Survey:
             real_video_id=sec.real_video_id,
             fake_position=fake,
             q1_answer=q1,
-            q1_correct=correct,
-            q2_choice=";".join(chosen),
-            q2_position=";".join(picks),
+            q1_correct=None if q1 == "dont_know" else (q1 == f"video{fake}"),
             q2_order=";".join(entry["order"]),
             shown_at=shown,
-            answered_at=now,
-            time_spent_s=(now - shown).total_seconds() if shown else None,
+            q1_answered_at=now,
+            q1_time_spent_s=(now - shown).total_seconds() if shown else None,
         )
         return self.step(token)
+
+    def submit_q2(self, token: str | None, section_id: Any, q2: Any) -> Step:
+        """Store Q2 of a section: a slot label (``"A"``) or, for multiple-choice
+        studies, a list of labels. Q1 of the section must be stored."""
+        par = self._require(token)
+        _, entry = self._section_entry(par, section_id)
+        row = self.db.get_answer(par.id, section_id)
+        if row is None:
+            raise SurveyError("please answer question 1 first")
+        if row.q2_choice is not None:
+            return self.step(token)  # replay / double click: keep the first answer
+        labels = slot_labels(len(entry["order"]))
+        picks = q2 if isinstance(q2, list | tuple) else ([q2] if q2 else [])
+        if not picks or any(p not in labels for p in picks) or len(set(picks)) != len(picks):
+            raise SurveyError("please choose the animation that best explains the decision")
+        if self.study.q2_mode == "single" and len(picks) != 1:
+            raise SurveyError("please choose exactly one animation")
+        picks = sorted(picks)
+        now = utcnow()
+        started = _as_utc(row.q1_answered_at)
+        self.db.save_q2(
+            par.id,
+            section_id,
+            q2_choice=";".join(entry["order"][labels.index(p)] for p in picks),
+            q2_position=";".join(picks),
+            answered_at=now,
+            time_spent_s=(now - started).total_seconds() if started else None,
+        )
+        return self.step(token)
+
+    def submit_section(self, token: str | None, section_id: Any, q1: Any, q2: Any) -> Step:
+        """Both questions of a section in one call (scripts, tests)."""
+        self.submit_q1(token, section_id, q1)
+        return self.submit_q2(token, section_id, q2)
 
     def submit_check(self, token: str | None, check_id: Any, answer: Any) -> Step:
         par = self._require(token)
@@ -282,7 +312,8 @@ class Survey:
     def _previous_time(self, par: Participant) -> _dt.datetime | None:
         """When the current step was reached: the last stored answer (or demographics)."""
         times = [_as_utc(par.demographics_at)]
-        times += [_as_utc(a.answered_at) for a in self.db.answers(par.id)]
+        for a in self.db.answers(par.id):
+            times += [_as_utc(a.q1_answered_at), _as_utc(a.answered_at)]
         times += [_as_utc(c.answered_at) for c in self.db.checks(par.id)]
         times = [t for t in times if t is not None]
         return max(times) if times else None

@@ -5,8 +5,8 @@ lays out components and maps a :class:`~xai_study.study.flow.Step` to component 
 
 The participant's resume token is kept in browser storage (``gr.BrowserState``, so a
 reload resumes) and mirrored in a hidden textbox that every endpoint takes as its first
-input: the endpoints are plain HTTP APIs (``/consent``, ``/demographics``, ``/answer``,
-``/check``, ``/resume``), so scripts (the load test) drive the same code as the browser,
+input: the endpoints are plain HTTP APIs (``/consent``, ``/demographics``, ``/q1``,
+``/q2``, ``/check``, ``/resume``), so scripts (the load test) drive the same code as the browser,
 and the server trusts nothing they send beyond the token itself.
 """
 
@@ -98,49 +98,52 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
 
     with gr.Column(visible=False, elem_id="xs-section") as section_col:
         progress = gr.Markdown("", elem_id="xs-progress")
-        gr.Markdown(f"### Question 1. {html.escape(st.text('q1'))}")
-        with gr.Row():
-            video1 = gr.Video(
-                label="Video 1",
-                interactive=False,
-                buttons=[],
-                elem_classes=["xs-media"],
-                min_width=240,
-            )
-            video2 = gr.Video(
-                label="Video 2",
-                interactive=False,
-                buttons=[],
-                elem_classes=["xs-media"],
-                min_width=240,
-            )
-        q1 = gr.Radio(
-            [(v, k) for k, v in Q1_LABELS.items()],
-            label="Which video contains a FAKE face?",
-            elem_id="xs-q1",
-        )
-        q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
-        gr.Markdown(f"### Question 2. {html.escape(st.text(q2_key))}")
-        anims = []
-        with gr.Row():
-            for lab in labels:
-                anims.append(
-                    gr.Video(
-                        label=f"Animation {lab}",
-                        interactive=False,
-                        buttons=[],
-                        autoplay=True,
-                        loop=True,
-                        elem_classes=["xs-media"],
-                        min_width=150,
-                    )
+        with gr.Column(elem_id="xs-part1") as part1:
+            gr.Markdown(f"### Question 1. {html.escape(st.text('q1'))}")
+            with gr.Row():
+                video1 = gr.Video(
+                    label="Video 1",
+                    interactive=False,
+                    buttons=[],
+                    elem_classes=["xs-media"],
+                    min_width=240,
                 )
-        choices = [(f"Animation {lab}", lab) for lab in labels]
-        if st.q2_mode == "multiple":
-            q2 = gr.CheckboxGroup(choices, label="Best explanation(s)", elem_id="xs-q2")
-        else:
-            q2 = gr.Radio(choices, label="Best explanation", elem_id="xs-q2")
-        answer_btn = gr.Button("Save and continue", variant="primary", elem_id="xs-answer")
+                video2 = gr.Video(
+                    label="Video 2",
+                    interactive=False,
+                    buttons=[],
+                    elem_classes=["xs-media"],
+                    min_width=240,
+                )
+            q1 = gr.Radio(
+                [(v, k) for k, v in Q1_LABELS.items()],
+                label="Which video contains a FAKE face?",
+                elem_id="xs-q1",
+            )
+            q1_btn = gr.Button("Next", variant="primary", elem_id="xs-q1-next")
+        with gr.Column(visible=False, elem_id="xs-part2") as part2:
+            q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
+            gr.Markdown(f"### Question 2. {html.escape(st.text(q2_key))}")
+            anims = []
+            with gr.Row():
+                for lab in labels:
+                    anims.append(
+                        gr.Video(
+                            label=f"Animation {lab}",
+                            interactive=False,
+                            buttons=[],
+                            autoplay=True,
+                            loop=True,
+                            elem_classes=["xs-media"],
+                            min_width=150,
+                        )
+                    )
+            choices = [(f"Animation {lab}", lab) for lab in labels]
+            if st.q2_mode == "multiple":
+                q2 = gr.CheckboxGroup(choices, label="Best explanation(s)", elem_id="xs-q2")
+            else:
+                q2 = gr.Radio(choices, label="Best explanation", elem_id="xs-q2")
+            answer_btn = gr.Button("Save and continue", variant="primary", elem_id="xs-answer")
 
     with gr.Column(visible=False, elem_id="xs-check") as check_col:
         check_md = gr.Markdown("")
@@ -170,6 +173,8 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         section_col,
         check_col,
         done_col,
+        part1,
+        part2,
         progress,
         video1,
         video2,
@@ -193,7 +198,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         head = f"# {html.escape(st.title)}"
         if par_id:
             head += f"\n<small>participant id: `{par_id}`</small>"
-        sec_updates: list[Any] = [skip()] * (2 + n_anim + 2)
+        sec_updates: list[Any] = [skip()] * (2 + 2 + n_anim + 2)
         item = ""
         prog = skip()
         check_upd = [skip()] * (1 + len(check_radios))
@@ -201,14 +206,21 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         if step.kind == "section":
             sv = step.section
             item = sv["section"]
+            first = step.phase == "q1"
+            # the animations show the fake face: never send them before Q1 is stored
             sec_updates = [
-                gr.update(value=str(sv["videos"][0])),
-                gr.update(value=str(sv["videos"][1])),
-                *[gr.update(value=str(path)) for _, path in sv["animations"]],
+                gr.update(visible=first),
+                gr.update(visible=not first),
+                gr.update(value=str(sv["videos"][0]) if first else None),
+                gr.update(value=str(sv["videos"][1]) if first else None),
+                *[gr.update(value=None if first else str(path)) for _, path in sv["animations"]],
                 gr.update(value=None),
                 gr.update(value=[] if st.q2_mode == "multiple" else None),
             ]
-            prog = f"**Section {step.position} of {step.total}** · {step.answered} answered"
+            prog = (
+                f"**Section {step.position} of {step.total}**, question {1 if first else 2} of 2"
+                f" · {step.answered} sections answered"
+            )
         elif step.kind == "check":
             item = step.check.id
             check_upd = [
@@ -236,8 +248,9 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             gr.update(visible=vis["section"]),
             gr.update(visible=vis["check"]),
             gr.update(visible=vis["complete"]),
+            *sec_updates[:2],
             prog,
-            *sec_updates,
+            *sec_updates[2:],
             *check_upd,
             done,
         ]
@@ -277,9 +290,15 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         except XaiStudyError as exc:
             return error_view(str(exc))
 
-    def on_answer(tok: str, section: str, a1: str, a2: Any):
+    def on_q1(tok: str, section: str, a1: str):
         try:
-            return view(survey.submit_section(tok, section, a1, a2), tok)
+            return view(survey.submit_q1(tok, section, a1), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
+    def on_answer(tok: str, section: str, a2: Any):
+        try:
+            return view(survey.submit_q2(tok, section, a2), tok)
         except XaiStudyError as exc:
             return error_view(str(exc))
 
@@ -297,7 +316,8 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
     demo_btn.click(
         on_demographics, inputs=[token, screen, familiarity], api_name="demographics", **common
     )
-    answer_btn.click(on_answer, inputs=[token, item_id, q1, q2], api_name="answer", **common)
+    q1_btn.click(on_q1, inputs=[token, item_id, q1], api_name="q1", **common)
+    answer_btn.click(on_answer, inputs=[token, item_id, q2], api_name="q2", **common)
     check_btn.click(
         on_check, inputs=[token, item_id, *check_radios.values()], api_name="check", **common
     )
