@@ -80,6 +80,9 @@ def test_blank_frames_have_no_face():
     frames = np.zeros((3, 120, 160, 3), np.uint8)
     frames[1] = 128
     assert detect_faces(frames) == [[], [], []]
+    # frames too small for the smallest MTCNN window (12 px) are simply faceless
+    assert detect_faces(np.zeros((2, 10, 10, 3), np.uint8)) == [[], []]
+    assert detect_faces([np.zeros((1, 1, 3), np.uint8)]) == [[]]
 
 
 def test_model_is_loaded_once_and_threads_agree(data_dir):

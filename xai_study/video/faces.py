@@ -138,7 +138,7 @@ def _detect_batch(
                 model.factor,
                 torch.device("cpu"),
             )
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             # facenet-pytorch concatenates an empty candidate list when every first-stage
             # box falls outside the image: that simply means "no face".
             if "expected a non-empty list" not in str(exc):
