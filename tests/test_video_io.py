@@ -262,3 +262,26 @@ def test_keyframe_seeking_known_answer(tmp_path):
     np.testing.assert_array_equal(got.indices, want)
     np.testing.assert_allclose(got.frames.reshape(7, -1).mean(1), [values[i] for i in want], atol=2)
     np.testing.assert_array_equal(got.frames, read_video(path, num_frames=7, seek=False).frames)
+
+
+def test_resolution_change_within_the_stream(tmp_path):
+    def segment(w, h, value):
+        path = tmp_path / f"{w}.ts"
+        with av.open(str(path), mode="w", format="mpegts") as c:
+            s = c.add_stream("mpeg2video", rate=25)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for _ in range(10):
+                f = av.VideoFrame.from_ndarray(np.full((h, w, 3), value, np.uint8), format="rgb24")
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        return path.read_bytes()
+
+    both = tmp_path / "both.ts"  # MPEG-TS segments can simply be concatenated
+    both.write_bytes(segment(64, 48, 50) + segment(96, 64, 200))
+    v = read_video(both, num_frames=None)
+    assert v.frames.shape[1:] == (48, 64, 3)
+    assert any("frame size changes" in w for w in v.warnings)
+    means = v.frames.reshape(len(v.frames), -1).mean(axis=1)
+    assert means.min() == pytest.approx(50, abs=3) and means.max() == pytest.approx(200, abs=3)

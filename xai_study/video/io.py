@@ -364,7 +364,18 @@ def read_video(
     for k in keep:
         if not uniq or got_pts[k] != got_pts[uniq[-1]]:
             uniq.append(k)
-    arr = np.stack([frames[k] for k in uniq])
+    picked = [frames[k] for k in uniq]
+    shapes = {f.shape for f in picked}
+    if len(shapes) > 1:  # the stream changes resolution: bring all to the first size
+        import cv2
+
+        h, w = picked[0].shape[:2]
+        picked = [
+            f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+            for f in picked
+        ]
+        warnings.append(f"the frame size changes within the video: frames resized to {w}x{h}")
+    arr = np.stack(picked)
     pts_arr = np.asarray(pts)
     got = np.asarray([got_pts[k] for k in uniq])
     idx = np.clip(np.searchsorted(pts_arr, got), 0, n_total - 1).astype(np.int64)
