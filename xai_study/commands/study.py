@@ -17,7 +17,7 @@ password) and the live demo at /demo.
 
 Answers go to the database given by --db or the DATABASE_URL environment variable
 (any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db); by default a SQLite file
-next to the study folder (study_data/demo.sqlite3). The schema is created on first start;
+next to the study folder (study_data/demo.db). The schema is created on first start;
 several servers may share one PostgreSQL database.
 
 The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production the
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--models", default="models", help="folder of detector checkpoints for the demo page"
     )
-    p.add_argument("--cache", default=".cache/xai_study", help="cache folder for the demo page")
+    p.add_argument("--cache", default=".xai_study_cache", help="cache folder for the demo page")
     p.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50)"
     )

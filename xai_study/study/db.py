@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -204,9 +205,9 @@ def default_db_url(study_dir: str | os.PathLike[str] | None = None) -> str:
     if env:
         return env
     if study_dir is None:
-        return "sqlite:///xai_study.sqlite3"
+        return "sqlite:///xai_study.db"
     study = Path(study_dir).resolve()
-    return f"sqlite:///{study.parent / (study.name + '.sqlite3')}"
+    return f"sqlite:///{study.parent / (study.name + '.db')}"
 
 
 def _normalise_url(url: str) -> str:
@@ -234,6 +235,7 @@ class Database:
             raise StudyError(f"not a database URL: {url!r}") from exc
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
         kwargs: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             database = parsed.database or ""
@@ -283,8 +285,16 @@ class Database:
     # -- sessions ---------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A short write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
-        with self._sessions() as session, session.begin():
+        """A short write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        On SQLite, writers of this process queue on a lock first: SQLite's busy handler
+        waits by sleeping with back-off, which makes the slowest writes much slower
+        under many concurrent writers; other processes still wait via busy_timeout."""
+        if self._write_lock is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -31,7 +31,7 @@ class AppContext:
     admin_password: str | None = None
     production: bool = False
     models_dir: Path = field(default_factory=lambda: Path("models"))
-    cache_dir: Path = field(default_factory=lambda: Path(".cache") / "xai_study")
+    cache_dir: Path = field(default_factory=lambda: Path(".xai_study_cache"))
     max_upload_mb: float = 50.0
     study_row_id: int = 0
     extra: dict = field(default_factory=dict)
