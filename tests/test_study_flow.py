@@ -252,3 +252,31 @@ def test_multiple_choice_study(study_dir, tmp_path):
     assert row["q2_choice"] == f"{entry['order'][1]};{entry['order'][3]}"
     assert row["q2_position"] == "B;D"
     assert len(par.assignment_dict()["sections"]) == 2
+
+
+def test_json_study_file(study_dir, tmp_path):
+    import json
+
+    data = yaml.safe_load((study_dir / "study.yaml").read_text())
+    out = tmp_path / "as_json"
+    out.mkdir()
+    (out / "media").symlink_to(study_dir / "media")
+    (out / "study.json").write_text(json.dumps(data))
+    st = load_study(out / "study.json")
+    assert st.path.name == "study.json" and len(st.sections) == 4
+    (out / "study.json").write_text("{not json")
+    with pytest.raises(StudyError, match="not valid JSON"):
+        load_study(out)
+
+
+def test_serve_command_errors(study_dir, tmp_path, capsys):
+    from xai_study.cli import main
+
+    assert main(["serve", "--study", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: study folder not found")
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert main(["serve", "--study", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no study file")
+    assert main(["serve", "--study", str(study_dir), "--db", "nonsense://x"]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot open database")
