@@ -147,3 +147,24 @@ def test_postgres_url_gets_the_psycopg_driver():
     assert _normalise_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
     assert _normalise_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     assert _normalise_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
+
+
+def test_servers_starting_together_share_one_schema(db_url):
+    """Several processes creating the schema at the same moment (a multi-server start)."""
+    errors: list[BaseException] = []
+    dbs: list[Database] = []
+
+    def start() -> None:
+        try:
+            dbs.append(Database(db_url))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    ids = {db.ensure_study("shared").id for db in dbs}
+    assert len(ids) == 1

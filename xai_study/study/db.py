@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from xai_study.errors import StudyError
@@ -261,7 +262,12 @@ class Database:
             self._setup_sqlite(busy_timeout_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            Base.metadata.create_all(self.engine)
+            try:
+                Base.metadata.create_all(self.engine)
+            except (IntegrityError, ProgrammingError):
+                # another process created the tables at the same moment: check again
+                time.sleep(0.5)
+                Base.metadata.create_all(self.engine)
         except OperationalError as exc:
             msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
             raise StudyError(f"cannot open database {parsed!r}: {msg}") from exc
