@@ -32,9 +32,10 @@ examples:
 
 BUILD_HELP = """\
 Build a study folder from a labelled set of videos: pairs each fake video with a real
-one, runs the detectors and the explainers on the fake's face clip,
-renders one explanation animation per explainer, copies the videos (re-encoded to small
-H.264 MP4s) into OUT/media/ and writes OUT/study.yaml.
+one, analyses the fake (xai_study.pipeline.analyse_video: face clip, detectors,
+explainers), renders one unlabelled explanation animation per explainer, copies the
+videos (re-encoded to small H.264 MP4s, opaque file names) into OUT/media/ and writes
+OUT/study.yaml (with the detector score and the V/tau/rho/mu metrics per explanation).
 
 LABELS.csv needs the columns 'path' (relative to the CSV's folder or absolute) and
 'label' (real/fake or 0/1); optional 'video_id' names the videos and 'split' selects the
@@ -104,9 +105,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="gradcam,shap,ltpa,bonettini",
         help="comma-separated study explainers (default gradcam,shap,ltpa,bonettini)",
     )
-    b.add_argument("--frames", type=int, default=16, help="frames per explained clip (default 16)")
     b.add_argument(
-        "--shap-samples", type=int, default=256, help="Kernel SHAP model evaluations (default 256)"
+        "--preset",
+        choices=["fast", "paper"],
+        default="fast",
+        help="explainer settings of xai_study.pipeline (default fast: CPU-friendly)",
+    )
+    b.add_argument(
+        "--frames", type=int, default=None, help="frames per explained clip (default: preset's)"
+    )
+    b.add_argument(
+        "--shap-samples",
+        type=int,
+        default=None,
+        help="Kernel SHAP model evaluations (default: preset's)",
     )
     b.add_argument(
         "--split",
@@ -187,7 +199,7 @@ def run_build(args: argparse.Namespace) -> int:
                 f"--model expects ARCH=NAME_OR_PATH with ARCH plain/bonettini/ltpa, got {item!r}"
             )
         models[arch] = value
-    if args.shap_samples < 2:
+    if args.shap_samples is not None and args.shap_samples < 2:
         raise StudyError("--shap-samples must be at least 2")
     path = build_study(
         data_csv=Path(args.data),
@@ -196,7 +208,8 @@ def run_build(args: argparse.Namespace) -> int:
         shown=args.shown,
         models=models,
         explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
-        explainer_params={"shap": {"nsamples": args.shap_samples}},
+        explainer_params={"shap": {"nsamples": args.shap_samples}} if args.shap_samples else None,
+        preset=args.preset,
         num_frames=args.frames,
         seed=args.seed,
         split=args.split or None,

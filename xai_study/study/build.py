@@ -1,9 +1,10 @@
 """``xai-study build-study``: a study folder from a labelled video set.
 
-For each section a fake video is paired with a real one (seeded shuffle). The fake's face
-clip is explained by every explainer (each on the detector it needs: Grad-CAM and SHAP on
-the plain detector, LTPA and Bonettini on their attention detectors), the explanation is
-rendered as an unlabelled heat-map animation over the face crops, both videos are
+For each section a fake video is paired with a real one (seeded shuffle). The fake is
+analysed by :func:`xai_study.pipeline.analyse_video` (face clip, then every explainer on
+the detector it needs: Grad-CAM and SHAP on the plain detector, LTPA and Bonettini on
+their attention detectors), each explanation is rendered as an unlabelled heat-map
+animation over the face crops, both videos are
 re-encoded as small H.264 MP4s, and ``study.yaml`` is written (with the detector score,
 the paper's objective metrics V/tau/rho/mu of every explanation and the run time, so
 that the analysis can relate preferences to metrics).
@@ -20,12 +21,12 @@ import numpy as np
 
 from xai_study.errors import StudyError, XaiStudyError
 
-#: study explainer name -> (registry name, detector architecture, default parameters)
-EXPLAINERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "gradcam": ("gradcam", "plain", {}),
-    "shap": ("shap3d", "plain", {}),
-    "ltpa": ("ltpa", "ltpa", {}),
-    "bonettini": ("bonettini", "bonettini", {}),
+#: study explainer name -> (explainer registry name, detector architecture)
+EXPLAINERS: dict[str, tuple[str, str]] = {
+    "gradcam": ("gradcam", "plain"),
+    "shap": ("shap3d", "plain"),
+    "ltpa": ("ltpa", "ltpa"),
+    "bonettini": ("bonettini", "bonettini"),
 }
 
 MAX_VIDEO_SIDE = 320
@@ -110,7 +111,8 @@ def build_study(
     models: dict[str, str] | None = None,
     explainers: list[str] | None = None,
     explainer_params: dict[str, dict[str, Any]] | None = None,
-    num_frames: int = 16,
+    preset: str = "fast",
+    num_frames: int | None = 16,
     seed: int = 0,
     split: str | None = "test",
     title: str | None = None,
@@ -119,7 +121,10 @@ def build_study(
     force: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Build the study folder ``out_dir``; returns the path of ``study.yaml``."""
+    """Build the study folder ``out_dir``; returns the path of ``study.yaml``.
+
+    ``explainer_params`` is keyed by study explainer name (``shap``, ...) and overrides
+    the ``preset``'s parameters."""
     from tqdm import tqdm
 
     from xai_study.study.spec import write_study
@@ -132,7 +137,7 @@ def build_study(
         )
     if len(explainers) < 2:
         raise StudyError("a study needs at least 2 explainers")
-    if num_frames < 2:
+    if num_frames is not None and num_frames < 2:
         raise StudyError("--frames must be at least 2")
     fakes, reals = read_labels(data_csv, split)
     available = min(len(fakes), len(reals))
@@ -157,61 +162,57 @@ def build_study(
     rng.shuffle(reals)
     pairs = list(zip(fakes[:n], reals[:n], strict=True))
 
-    from xai_study.detectors import load_detector
-    from xai_study.explainers import create_explainer
     from xai_study.metrics import paper_metrics
+    from xai_study.pipeline import analyse_video, get_detector
     from xai_study.render import render_overlay, save_animation
-    from xai_study.video import extract_face_clip
 
     models = {"plain": "plain", "bonettini": "bonettini", "ltpa": "ltpa", **(models or {})}
-    detectors: dict[str, Any] = {}
+    needed = sorted({EXPLAINERS[e][1] for e in explainers} | {"plain"})
+    detectors = {arch: get_detector(str(models[arch])) for arch in needed}  # fail early
+    reg_names = [EXPLAINERS[e][0] for e in explainers]
+    params = {EXPLAINERS[e][0]: dict(v) for e, v in (explainer_params or {}).items() if v}
 
-    def detector(arch: str):
-        if arch not in detectors:
-            detectors[arch] = load_detector(models[arch])
-        return detectors[arch]
-
-    params = explainer_params or {}
     section_rows = []
-    bar = tqdm(total=n * (len(explainers) + 1), desc="build-study", disable=not progress)
+    bar = tqdm(total=n, desc="build-study", unit="section", disable=not progress)
     try:
         for i, (fake, real) in enumerate(pairs, 1):
             sid = f"s{i:02d}"
             bar.set_postfix_str(f"{sid} {fake['id']}")
+            try:
+                analysis = analyse_video(
+                    fake["path"],
+                    explainers=reg_names,
+                    preset=preset,
+                    num_frames=num_frames,
+                    detectors=detectors,
+                    params=params,
+                    render=False,
+                )
+            except XaiStudyError as exc:
+                raise StudyError(f"{fake['path'].name}: {exc}") from exc
             fake_name = _opaque_name(sid, "fake", seed)
             real_name = _opaque_name(sid, "real", seed)
             _small_video(fake["path"], media / fake_name)
             _small_video(real["path"], media / real_name)
+            crops = analysis.clip.frames
+            fps = max(2.0, min(12.0, len(crops) / 2.0))
             anims: dict[str, str] = {}
-            meta: dict[str, Any] = {"metrics": {}, "seconds": {}, "p_fake": {}}
-            clips: dict[int, Any] = {}
-            bar.update()
-            for name in explainers:
-                reg, arch, defaults = EXPLAINERS[name]
-                det = detector(arch)
-                size = int(det.config.get("input_size", 224))
-                if size not in clips:
-                    try:
-                        clips[size] = extract_face_clip(
-                            fake["path"], num_frames=num_frames, size=size
-                        )
-                    except XaiStudyError as exc:
-                        raise StudyError(f"{fake['path'].name}: {exc}") from exc
-                clip = clips[size]
-                expl = create_explainer(reg, det, **{**defaults, **params.get(name, {})})
-                result = expl.explain(clip)
-                frames = render_overlay(clip.frames, result.normalised, legend=False)
-                fps = max(2.0, min(12.0, len(frames) / 2.0))
+            meta: dict[str, Any] = {
+                "p_fake": round(float(analysis.p_fake), 6),
+                "metrics": {},
+                "seconds": {},
+            }
+            for name, reg in zip(explainers, reg_names, strict=True):
+                expl = analysis.explanations[reg]
+                frames = render_overlay(crops, expl.normalised, legend=False)  # unlabelled
                 path = save_animation(frames, media / _opaque_name(sid, name, seed), fps=fps)
                 anims[name] = str(path.relative_to(out_dir))
-                metrics = paper_metrics(result.maps, signed=result.signed)
+                metrics = paper_metrics(expl.maps, signed=expl.signed)
                 meta["metrics"][name] = {
                     k: (None if v is None or not np.isfinite(v) else round(float(v), 6))
                     for k, v in metrics.items()
                 }
-                meta["seconds"][name] = round(float(result.seconds), 3)
-                meta["p_fake"][arch] = round(float(result.score), 6)
-                bar.update()
+                meta["seconds"][name] = round(float(expl.seconds), 3)
             section_rows.append(
                 {
                     "id": sid,
@@ -223,6 +224,7 @@ def build_study(
                     "meta": meta,
                 }
             )
+            bar.update()
     finally:
         bar.close()
     n_shown = shown or n
@@ -249,10 +251,11 @@ def build_study(
         ),
         "built_with": {
             "data": str(data_csv),
-            "models": {a: str(models[a]) for a in sorted({EXPLAINERS[e][1] for e in explainers})},
+            "models": {a: str(models[a]) for a in needed},
+            "preset": preset,
             "frames": num_frames,
             "seed": seed,
-            "explainer_params": {e: {**EXPLAINERS[e][2], **params.get(e, {})} for e in explainers},
+            "explainer_params": {e: v for e, v in (explainer_params or {}).items() if v},
         },
         "sections": section_rows,
     }
