@@ -120,3 +120,15 @@ def test_uploads_are_limited(server):
         f"{url}/gradio_api/upload", files={"files": ("big.mp4", big, "video/mp4")}, timeout=30
     )
     assert resp.status_code == 413
+
+
+def test_optional_pages_are_routed(server):
+    import importlib.util
+
+    url = server["url"].rstrip("/")
+    pages = server["ctx"].extra["pages"]
+    for name in ("results", "demo"):
+        present = importlib.util.find_spec(f"xai_study.ui.{name}") is not None
+        assert (name in pages) == present
+        if present:
+            assert requests.get(f"{url}/{name}", timeout=30).status_code == 200
