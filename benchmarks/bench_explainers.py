@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--video", default=str(ROOT / "tests" / "data" / "single_face.mp4"))
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=2, help="SHAP overhead repeats (min)")
     args = parser.parse_args()
 
     import torch
@@ -94,7 +95,7 @@ def main() -> None:
         results[name] = create_explainer(name, det, **params).explain(clip)
         dt = time.perf_counter() - t0
         total += dt
-        print(f"  {name:10s} {dt:7.2f} s  params={params}")
+        print(f"  {name:10s} {dt:7.2f} s  peak RSS so far {peak_rss_mb():5.0f} MB  params={params}")
     print(f"  total wall time: {total:.1f} s (target <= 60 s on 2 cores)")
     print(
         f"  peak RSS: {peak_rss_mb():.0f} MB (after loading models + clip: {rss_ready:.0f} MB; "
@@ -105,18 +106,23 @@ def main() -> None:
     print("\n[2] SHAP-3D overhead (fast preset)")
     det = dets["plain"]
     params = explainer_params("fast", "shap3d")
-    t0 = time.perf_counter()
-    expl = create_explainer("shap3d", det, **params).explain(clip)
-    shap_wall = time.perf_counter() - t0
-    x = expl.extra
-    sizes = x["batch_sizes"]
-    frames = clip.frames
-    pool = np.concatenate([frames] * (max(sizes) // len(frames) + 2))
-    t0 = time.perf_counter()
-    for i, b in enumerate(sizes):
-        start = (i * 7) % len(frames)
-        frame_logits(det, pool[start : start + b], batch_size=b)
-    model_only = time.perf_counter() - t0
+    # alternate the two measurements and keep the fastest of each (the cores are shared)
+    shap_times, model_times, inside = [], [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        expl = create_explainer("shap3d", det, **params).explain(clip)
+        shap_times.append(time.perf_counter() - t0)
+        x = expl.extra
+        sizes = x["batch_sizes"]
+        frames = clip.frames
+        pool = np.concatenate([frames] * (max(sizes) // len(frames) + 2))
+        t0 = time.perf_counter()
+        for i, b in enumerate(sizes):
+            start = (i * 7) % len(frames)
+            frame_logits(det, pool[start : start + b], batch_size=b)
+        model_times.append(time.perf_counter() - t0)
+        inside.append(x["model_seconds"])
+    shap_wall, model_only = min(shap_times), min(model_times)
     gap = x["f_clip"] - x["f_baseline"]
     err = abs(x["values"].sum() - gap) / max(abs(gap), 1e-12)
     print(
@@ -129,7 +135,16 @@ def main() -> None:
         f"  SHAP-3D wall time: {shap_wall:.2f} s; same batched model evaluations alone: "
         f"{model_only:.2f} s"
     )
+    print(
+        f"  runs: SHAP-3D {[round(t, 2) for t in shap_times]} s, model alone "
+        f"{[round(t, 2) for t in model_times]} s (the fastest of each is used)"
+    )
     print(f"  overhead ratio: {shap_wall / model_only:.3f} (target <= 1.15)")
+    in_run = [round(t / m, 3) for t, m in zip(shap_times, inside, strict=True)]
+    print(
+        "  same ratio inside each SHAP-3D run (wall / its own detector time, immune to "
+        f"load changes between runs): {in_run}"
+    )
     print(
         f"  efficiency: sum(phi) = {x['values'].sum():.5f}, f(clip) - f(baseline) = "
         f"{gap:.5f}, relative error {100 * err:.4f} %"

@@ -15,6 +15,8 @@ grows with the number of coalitions.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from xai_study.errors import XaiStudyError
@@ -93,6 +95,7 @@ class CoalitionGame:
         self.frames_evaluated = 0  # model evaluations (frames through the detector)
         self.batches = 0
         self.batch_sizes: list[int] = []
+        self.model_seconds = 0.0  # time spent in the detector (preprocess + forward)
         self.coalitions = 0
 
     def _key(self, t: int, coalition: np.ndarray) -> tuple[int, bytes]:
@@ -110,7 +113,9 @@ class CoalitionGame:
         from xai_study.explainers.base import frame_logits
 
         batch = np.stack([self.masked_frame(t, c) for _, t, c in jobs])
+        start = time.perf_counter()
         logits = frame_logits(self.detector, batch, batch_size=len(batch))
+        self.model_seconds += time.perf_counter() - start
         for (key, _, _), value in zip(jobs, logits, strict=True):
             self.cache[key] = float(value)
         self.frames_evaluated += len(jobs)
@@ -174,4 +179,5 @@ class CoalitionGame:
             "frames_without_cache": self.coalitions * len(self.frames),
             "batches": self.batches,
             "batch_sizes": list(self.batch_sizes),
+            "model_seconds": self.model_seconds,
         }
