@@ -228,3 +228,17 @@ def test_a_single_frame_clip_works(name):
     clip = textured_clip(1, 40, seed=9)
     expl = create_explainer(name, det, **FAST.get(name, {})).explain(clip[0])  # (H, W, 3)
     assert expl.maps.shape == (1, 40, 40) and np.isfinite(expl.maps).all()
+
+
+@pytest.mark.parametrize("name", ["gradcam", "saliency", "integrated_gradients"])
+def test_gradient_explainers_work_under_no_grad_and_inference_mode(name):
+    det = make_region_detector()
+    clip = textured_clip(2, 32)
+    ref = create_explainer(name, det, **FAST.get(name, {})).explain(clip).maps
+    with torch.no_grad():
+        a = create_explainer(name, det, **FAST.get(name, {})).explain(clip).maps
+    with torch.inference_mode():
+        b = create_explainer(name, det, **FAST.get(name, {})).explain(clip).maps
+    np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b, ref, rtol=1e-5, atol=1e-7)
+    assert ref.max() > 0

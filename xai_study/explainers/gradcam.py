@@ -75,7 +75,11 @@ class GradCamExplainer(Explainer):
         bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         category = 1 if sign > 0 else 0
         out = []
-        with torch.enable_grad(), _raw_gradcam_class()(det, [det.gradcam_layer]) as cam:
+        with (
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            _raw_gradcam_class()(det, [det.gradcam_layer]) as cam,
+        ):
             for i in range(0, len(frames), bs):
                 x = det.preprocess(frames[i : i + bs]).to(model_device(det))
                 targets = [BinaryClassifierOutputTarget(category)] * len(x)

@@ -49,7 +49,7 @@ class IntegratedGradientsExplainer(Explainer):
         method = IntegratedGradients(signed_logit_model(det, sign))
         dev = model_device(det)
         out, deltas = [], []
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():
             for t in range(len(frames)):
                 x = det.preprocess(frames[t : t + 1]).to(dev)
                 b = det.preprocess(base[t : t + 1]).to(dev)

@@ -39,7 +39,7 @@ class SaliencyExplainer(Explainer):
         bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         method = Saliency(signed_logit_model(det, sign))
         out = []
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():
             for i in range(0, len(frames), bs):
                 x = det.preprocess(frames[i : i + bs]).to(model_device(det)).requires_grad_(True)
                 attr = method.attribute(x, target=0, abs=True)
