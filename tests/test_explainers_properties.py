@@ -242,3 +242,25 @@ def test_gradient_explainers_work_under_no_grad_and_inference_mode(name):
     np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(b, ref, rtol=1e-5, atol=1e-7)
     assert ref.max() > 0
+
+
+def test_concurrent_gradcam_runs_on_a_shared_detector_do_not_mix():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xai_study.explainers.base import detector_lock
+
+    det = make_region_detector()
+    clips = [textured_clip(3, 32, seed=s) for s in range(4)]
+    alone = [create_explainer("gradcam", det, batch_size=1).explain(c).maps for c in clips]
+
+    def run(k):
+        if k % 2:  # forward passes under the detector's lock never reach Grad-CAM's hooks
+            with detector_lock(det):
+                det.frame_logits(clips[(k + 1) % 4])
+        return create_explainer("gradcam", det, batch_size=1).explain(clips[k % 4]).maps
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(8)))
+    for k, maps in enumerate(results):
+        np.testing.assert_allclose(maps, alone[k % 4], rtol=1e-5, atol=1e-7)
+    assert hook_count(det) == 0

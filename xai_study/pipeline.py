@@ -177,6 +177,7 @@ def analyse_video(
     frames; ``gif`` also writes ``<name>.gif``.
     """
     from xai_study.explainers import create_explainer, explainer_class
+    from xai_study.explainers.base import detector_lock
 
     if preset not in PRESETS:
         raise XaiStudyError(f"unknown preset {preset!r} (choose from: {', '.join(PRESETS)})")
@@ -260,12 +261,12 @@ def analyse_video(
     report("detection")
     t0 = time.perf_counter()
     plain = detector_for("plain")
-    logits = np.asarray(plain.frame_logits(clip.frames), dtype=np.float64).reshape(-1)
-    p_fake = (
-        float(plain.video_score(clip.frames))
-        if hasattr(plain, "video_score")
-        else float(1 / (1 + np.exp(-logits.mean())))
-    )
+    with detector_lock(plain):
+        logits = np.asarray(plain.frame_logits(clip.frames), dtype=np.float64).reshape(-1)
+    if hasattr(plain, "aggregate"):
+        p_fake = float(plain.aggregate(logits))  # the detector's own video aggregation
+    else:
+        p_fake = float(1 / (1 + np.exp(-logits.mean())))
     frame_scores = 1.0 / (1.0 + np.exp(-logits))
     seconds["detection"] = time.perf_counter() - t0
     finish("detection")

@@ -22,7 +22,9 @@ Contract (documented once here, like captum's attribution contract):
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -119,20 +121,24 @@ class Explainer:
         frames = clip_frames(clip)
         sign = 1.0 if target == "fake" else -1.0
         start = time.perf_counter()
-        with _seeded(int(self.params.get("seed", 0))), _eval_mode(self.detector):
+        with (
+            detector_lock(self.detector),
+            _seeded(int(self.params.get("seed", 0))),
+            _eval_mode(self.detector),
+        ):
             out = self._explain(frames, sign, progress)
-        extra: dict[str, Any] = {}
-        if isinstance(out, tuple):
-            out, extra = out
+            extra: dict[str, Any] = {}
+            if isinstance(out, tuple):
+                out, extra = out
+            seconds = time.perf_counter() - start
+            score = extra.pop("score", None)
+            if score is None:  # not part of the timing: every explainer needs it
+                score = video_score(self.detector, frames)
         maps = np.asarray(out, dtype=np.float32)
         expected = frames.shape[:3]
         if maps.shape != expected:  # a bug in a subclass, not a user error
             raise RuntimeError(f"{self.name}: maps have shape {maps.shape}, expected {expected}")
         maps = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
-        seconds = time.perf_counter() - start
-        score = extra.pop("score", None)
-        if score is None:
-            score = video_score(self.detector, frames)
         if progress is not None:
             progress(1.0)
         return Explanation(
@@ -285,6 +291,24 @@ def make_baseline(frames: np.ndarray, kind: str, blur_sigma: float = 0.0) -> np.
 
 
 BASELINES = ("blur", "mean", "black")
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def detector_lock(detector) -> threading.RLock:
+    """One re-entrant lock per detector object. Explanations of the same detector run one
+    at a time: Grad-CAM's hooks would otherwise record another thread's forward passes
+    (the web demo serves several users with shared, cached detectors)."""
+    with _LOCKS_GUARD:
+        try:
+            lock = _LOCKS.get(detector)
+            if lock is None:
+                lock = _LOCKS[detector] = threading.RLock()
+        except TypeError:  # not weak-referenceable: no sharing to protect
+            return threading.RLock()
+        return lock
 
 
 @contextmanager
