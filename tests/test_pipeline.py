@@ -208,6 +208,7 @@ def test_cli_explain_writes_maps_animations_grid_and_summary(
         (["--models", "weird=x.pt"], "unknown detector role"),
         (["--models", "plain=/no/such/file.pt"], "no such checkpoint"),
         (["--explainers", ","], "empty"),
+        (["--device", "tpu9"], "unknown torch device"),
     ],
 )
 def test_cli_explain_errors_are_one_line(argv, message, short_face_video, tmp_path, capsys):
@@ -216,6 +217,12 @@ def test_cli_explain_errors_are_one_line(argv, message, short_face_video, tmp_pa
     assert rc == 2
     assert err[-1].startswith("error: ") and message in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
+def test_cli_explain_cuda_without_a_gpu(short_face_video, tmp_path, capsys):
+    rc = main(["explain", str(short_face_video), "--out", str(tmp_path), "--device", "cuda"])
+    assert rc == 2 and "no CUDA GPU" in capsys.readouterr().err
 
 
 def test_cli_explain_missing_video_is_reported_first(tmp_path, capsys):

@@ -131,18 +131,36 @@ class Analysis:
         }
 
 
-_DETECTOR_CACHE: dict[str, Any] = {}
+_DETECTOR_CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_detector(name_or_path: str):
-    """Load a detector once per process (the demo reuses them across requests)."""
-    key = str(name_or_path)
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def get_detector(name_or_path: str | os.PathLike, device: str | None = None):
+    """Load a detector once per process and device (the demo reuses them across requests).
+
+    ``device`` ``None`` picks the GPU when there is one."""
+    import torch
+
+    device = device or default_device()
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise XaiStudyError(f"unknown torch device {device!r} (try cpu or cuda)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise XaiStudyError(f"device {device!r} asked for, but no CUDA GPU is available")
+    key = (str(name_or_path), device)
     with _CACHE_LOCK:
         if key not in _DETECTOR_CACHE:
             from xai_study.detectors import load_detector
 
-            _DETECTOR_CACHE[key] = load_detector(name_or_path)
+            _DETECTOR_CACHE[key] = load_detector(name_or_path, device=device)
         return _DETECTOR_CACHE[key]
 
 
@@ -179,6 +197,7 @@ def analyse_video(
     cmap: str = "jet",
     alpha: float = 0.5,
     gif: bool = False,
+    device: str | None = None,
 ) -> Analysis:
     """Analyse one video (a path, or a ready :class:`FaceClip`); see the module docstring.
 
@@ -186,7 +205,8 @@ def analyse_video(
     checkpoint paths for :func:`~xai_study.detectors.load_detector` (default: the demo
     checkpoints of the same names). ``params`` overrides explainer parameters per name.
     ``paste_back`` also writes ``<name>_full.mp4`` with the overlay pasted into the full
-    frames; ``gif`` also writes ``<name>.gif``.
+    frames; ``gif`` also writes ``<name>.gif``. ``device`` places the detectors loaded by
+    name (default: the GPU when there is one, else the CPU).
     """
     from xai_study.explainers import create_explainer, explainer_class
     from xai_study.explainers.base import detector_lock
@@ -236,7 +256,10 @@ def analyse_video(
     def detector_for(arch: str):
         if arch not in loaded:
             spec = given.get(arch, arch)
-            loaded[arch] = get_detector(spec) if isinstance(spec, str | os.PathLike) else spec
+            if isinstance(spec, str | os.PathLike):
+                loaded[arch] = get_detector(spec, device)
+            else:
+                loaded[arch] = spec
         return loaded[arch]
 
     # 0. the input file and the models first, so mistakes fail before any slow work

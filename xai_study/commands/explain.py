@@ -111,6 +111,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="also write <name>_full.mp4: the overlay pasted into the full video frames",
     )
+    p.add_argument(
+        "--device",
+        default=None,
+        metavar="DEV",
+        help="torch device for the detectors, e.g. cpu or cuda (default: cuda if available)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -207,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             gif=args.gif,
             paste_back=args.paste_back,
+            device=args.device,
         )
     finally:
         bar.close()
