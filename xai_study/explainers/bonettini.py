@@ -21,5 +21,5 @@ class BonettiniExplainer(Explainer):
 
     def _explain(self, frames, sign, progress):
         bs = int(self.params["batch_size"]) or batch_size_of(self.detector)
-        maps = attention_maps(self.detector, frames, bs, lambda a: a, progress)
-        return maps, {"target_independent": True}
+        maps = attention_maps(self.detector, frames, bs, progress)
+        return maps[0], {"target_independent": True}

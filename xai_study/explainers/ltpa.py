@@ -7,6 +7,7 @@ The ``ltpa`` detector computes three spatial softmax attention maps at three dep
 
 from __future__ import annotations
 
+from xai_study.errors import XaiStudyError
 from xai_study.explainers.attention import attention_maps
 from xai_study.explainers.base import Explainer, batch_size_of, check_choice, register
 
@@ -24,13 +25,10 @@ class LtpaExplainer(Explainer):
 
     def _explain(self, frames, sign, progress):
         bs = int(self.params["batch_size"]) or batch_size_of(self.detector)
-        level = int(self.params["level"])
+        levels = attention_maps(self.detector, frames, bs, progress)
+        if len(levels) != 3:
+            raise XaiStudyError(f"the LTPA detector returned {len(levels)} attention maps, not 3")
         extra = {"target_independent": True}
         if self.params["all_levels"]:
-            levels = [
-                attention_maps(self.detector, frames, bs, lambda a, k=k: a[k]) for k in range(3)
-            ]
             extra["levels"] = levels
-            return levels[level - 1], extra
-        maps = attention_maps(self.detector, frames, bs, lambda a: a[level - 1], progress)
-        return maps, extra
+        return levels[int(self.params["level"]) - 1], extra
