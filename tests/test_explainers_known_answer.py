@@ -149,3 +149,20 @@ def test_game_cache_is_exact_and_batches_are_bounded():
     assert (masked[seg != 0] == 0).all()
     painted = game.paint(np.arange(k, dtype=np.float32))
     np.testing.assert_array_equal(painted, seg.astype(np.float32))
+
+
+def test_gradcam_keeps_intensity_differences_between_frames():
+    # pytorch-grad-cam rescales each frame to [0, 1]; our raw CAM must not, so a frame
+    # with weaker evidence stays weaker after the clip-level normalisation.
+    det = make_region_detector(input_size=SIZE)
+    strong = textured_clip(1, SIZE, seed=3)[0].astype(np.float32)
+    weak = 128 + (strong - 128) * 0.4  # same texture, 40 % of the contrast
+    clip = np.stack([strong, weak]).astype(np.uint8)
+    expl = create_explainer("gradcam", det).explain(clip)
+    peak = expl.maps.reshape(2, -1).max(axis=1)
+    assert peak[1] < 0.5 * peak[0]
+    assert expl.normalised[0].max() == pytest.approx(1.0)
+    assert expl.normalised[1].max() < 0.5
+    from xai_study.maps import normalise
+
+    np.testing.assert_allclose(expl.normalised, normalise(expl.maps), rtol=1e-6, atol=1e-7)
