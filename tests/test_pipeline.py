@@ -237,3 +237,15 @@ def test_cli_explain_help(capsys):
     text = capsys.readouterr().out
     for word in ("--explainers", "--preset", "--frames", "--target", "--models", "summary.json"):
         assert word in text
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_parameter_is_valid(preset):
+    from xai_study.explainers import create_explainer, explainer_class, list_explainers
+    from xai_study.explainers.toys import make_region_detector
+
+    for name in list_explainers():
+        cls = explainer_class(name)
+        params = explainer_params(preset, name)
+        assert set(params) <= set(cls.defaults), (preset, name)
+        create_explainer(name, make_region_detector(cls.requires or "plain"), **params)
