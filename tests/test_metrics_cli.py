@@ -224,3 +224,31 @@ def test_evaluate_with_real_architectures(tmp_path, monkeypatch, short_face_vide
     for col in ("V", "mu", "deletion_auc", "insertion_auc"):
         assert df[col].notna().all(), col
     assert "next to the paper" in paths["summary_md"].read_text()
+
+
+def test_masks_of_the_demo_format_are_cropped_onto_the_clip(tmp_path, short_face_video):
+    from xai_study.data.masks import save_masks
+    from xai_study.video import extract_face_clip, read_video
+
+    video = read_video(short_face_video, num_frames=2)
+    h, w = video.frames.shape[1:3]
+    full = np.zeros((video.total_frames, h, w), np.float32)
+    full[:, :, : w // 2] = 1.0  # the left half of every frame is "manipulated"
+    mask_file = save_masks(full, tmp_path / "m.npz")
+    clip = extract_face_clip(short_face_video, num_frames=3, size=32)
+    crops = cm._clip_masks(mask_file, short_face_video, clip)
+    assert crops.shape == (len(clip.frames), 32, 32)
+    # each crop column is inside the mask iff its source x lies left of w/2
+    for t, (x1, _, x2, _) in enumerate(clip.crop_boxes):
+        xs = x1 + (np.arange(32) + 0.5) * (x2 - x1) / 32
+        clear = np.abs(xs - w / 2) > (x2 - x1) / 32  # away from the boundary
+        assert np.array_equal(crops[t, 16][clear] > 0.5, (xs < w / 2)[clear])
+    assert cm._clip_masks(None, short_face_video, clip) is None
+    rows = cm.read_labels(_write(tmp_path, "video_id,path,label,mask_path\nv,a.mp4,fake,m.npz\n"))
+    assert rows[0]["video"] == "v" and rows[0]["mask"] == tmp_path / "m.npz"
+
+
+def _write(folder, text):
+    path = folder / "labels.csv"
+    path.write_text(text)
+    return path

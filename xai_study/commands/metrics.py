@@ -39,8 +39,9 @@ the same command resumes and skips finished rows), DIR/summary.csv and DIR/summa
 separately, with n) and DIR/summary.png.
 
 LABELS.csv needs a column 'path' (or 'video'/'file'; relative to the CSV's folder) and
-'label' (fake/real or 1/0); optional 'split' (used by --split) and 'mask' (a mask file
-for the fake videos).
+'label' (fake/real or 1/0); optional 'id'/'video_id', 'split' (used by --split), 'method'
+and 'mask_path' (or 'mask': the ground-truth mask .npz of a fake video, see
+xai_study.data.masks).
 
 examples:
   xai-study evaluate --data study_data/demo_data/labels.csv \\
@@ -224,6 +225,7 @@ CSV_COLUMNS = [
     "path",
     "label",
     "split",
+    "method",
     "explainer",
     "detector",
     "frames",
@@ -294,7 +296,7 @@ def read_labels(path: Path, split: str | None = None, limit: int | None = None) 
         mask_path = None
         if mask:
             mask_path = Path(mask) if Path(mask).is_absolute() else path.parent / mask
-        key = r.get("id") or rel
+        key = r.get("id") or r.get("video_id") or rel
         if key in seen:
             raise XaiStudyError(f"{path}, line {i}: video {key!r} is listed twice")
         seen.add(key)
@@ -304,6 +306,7 @@ def read_labels(path: Path, split: str | None = None, limit: int | None = None) 
                 "path": video_path,
                 "label": _label(r["label"], i, path),
                 "split": r.get("split", ""),
+                "method": r.get("method", ""),
                 "mask": mask_path,
             }
         )
@@ -353,13 +356,13 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 
 def _clip_masks(mask_path: Path | None, video_path: Path, clip):
-    """The clip's ground-truth masks on the crop grid (T, S, S) in [0, 1], or None."""
-    from xai_study.data import masks as masks_mod
-
-    masks = masks_mod.load_masks(mask_path if mask_path is not None else video_path)
-    if masks is None:
+    """The clip's ground-truth masks on the crop grid (T, S, S) in [0, 1], or None
+    when the row names no mask file."""
+    if mask_path is None:
         return None
-    return masks_mod.crop_masks(masks, clip)
+    from xai_study.data.masks import crop_masks, load_masks
+
+    return crop_masks(load_masks(mask_path), clip)
 
 
 def _fmt(value) -> str:
@@ -480,6 +483,7 @@ def evaluate(
                 "path": str(video["path"]),
                 "label": video["label"],
                 "split": video["split"],
+                "method": video["method"],
             }
             bar.set_postfix_str(str(video["video"])[-30:])
             try:
