@@ -178,6 +178,10 @@ def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
     )
     cm.evaluate(csv, ["gradcam", "bonettini"], out, **kwargs)
     assert calls == [] and len(pd.read_csv(paths["per_video"])) == 6
+    # --summary-only computes nothing new and summarises what is there
+    cm.evaluate(csv, ["gradcam", "saliency"], out, **kwargs, summary_only=True)
+    assert calls == [] and len(pd.read_csv(paths["per_video"])) == 6
+    assert set(pd.read_csv(paths["summary_csv"]).explainer) == {"gradcam"}
     # other settings in the same folder are refused
     with pytest.raises(XaiStudyError, match="other settings"):
         cm.evaluate(csv, ["gradcam"], out, **{**kwargs, "steps": 2})

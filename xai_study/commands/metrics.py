@@ -116,6 +116,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="also run the model-randomisation check (explains every video twice)",
     )
+    e.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="explain nothing: rebuild the summary from the rows already in DIR",
+    )
     e.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (2000)")
     e.add_argument("--seed", type=int, default=0, help="seed for explainers and bootstrap")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -205,6 +210,7 @@ def run_evaluate(args) -> int:
         steps=args.steps,
         baseline=args.baseline,
         sanity=args.sanity,
+        summary_only=args.summary_only,
         n_boot=args.bootstrap,
         seed=args.seed,
         progress=not args.quiet,
@@ -386,6 +392,7 @@ def evaluate(
     steps: int | None = None,
     baseline: str = "blur",
     sanity: bool = False,
+    summary_only: bool = False,
     n_boot: int = 2000,
     seed: int = 0,
     progress: bool = True,
@@ -441,9 +448,13 @@ def evaluate(
         "sanity": sanity,
         "seed": seed,
     }
+    if summary_only and not (out / "per_video.csv").is_file():
+        raise XaiStudyError(f"{out}: no per_video.csv to summarise")
     _check_settings(out, settings)
     csv_path = out / "per_video.csv"
     done = _finished(csv_path)
+    if summary_only:
+        videos = [v for v in videos if any((v["video"], e) in done for e in explainers)]
 
     detectors = dict(detectors or {})
 
@@ -476,7 +487,7 @@ def evaluate(
 
         for video in videos:
             todo = [e for e in explainers if (video["video"], e) not in done]
-            if not todo:
+            if not todo or summary_only:
                 continue
             base = {
                 "video": video["video"],
