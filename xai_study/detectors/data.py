@@ -5,8 +5,8 @@ or 1/0) and ``split`` (``train``/``val``/``test``); ``video_id`` and ``source_id
 are used when present. Relative paths are resolved against the CSV's folder.
 
 Face crops come from :func:`xai_study.video.extract_face_clip` and are cached on disk
-(``.xai_study_cache/faces`` by default, ignored by git) keyed by the file's path, size,
-modification time and the crop settings, so the three demo detectors share one
+(``.xai_study_cache/faces`` by default, ignored by git) keyed by the file's content
+(SHA-1) and the crop settings, so the three demo detectors share one
 extraction pass.
 """
 
@@ -95,9 +95,14 @@ def select_split(items: list[VideoItem], split: str, csv_path: str = "") -> list
 
 
 def _cache_key(path: Path, num_frames: int, size: int, margin: float) -> str:
-    st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{num_frames}|{size}|{margin}|v1"
-    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+    """Content-addressed: the file's SHA-1 plus the crop settings (a copied or moved
+    video still hits the cache; an edited one does not)."""
+    h = hashlib.sha1()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    h.update(f"|{num_frames}|{size}|{margin}|v2".encode())
+    return h.hexdigest()[:24]
 
 
 def load_faces(
