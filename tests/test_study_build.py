@@ -108,3 +108,19 @@ def test_build_study_from_videos(tmp_path, checkpoints):
     assert study.attention_checks and study.completion_code
     # an existing folder is not overwritten without --force
     assert main(args) == 2
+
+
+def test_fakes_are_paired_with_their_source_video():
+    from xai_study.study.build import pair_videos
+
+    fakes = [{"id": f"f{i}", "source": f"r{i}" if i < 3 else None} for i in range(5)]
+    reals = [{"id": f"r{i}"} for i in range(6)]
+    pairs = pair_videos(fakes, reals, 5, seed=1)
+    assert sorted(f["id"] for f, _ in pairs) == [f"f{i}" for i in range(5)]
+    for fake, real in pairs:
+        if fake["source"]:
+            assert real["id"] == fake["source"]
+    used = [r["id"] for _, r in pairs]
+    assert len(set(used)) == 5  # every real used once
+    assert pairs == pair_videos(fakes, reals, 5, seed=1)  # seeded
+    assert len(pair_videos(fakes, reals, 2, seed=1)) == 2

@@ -66,8 +66,32 @@ def read_labels(data_csv: Path, split: str | None = "test") -> tuple[list[dict],
         if not path.is_file():
             raise StudyError(f"{data_csv}: row {i + 2}: video not found: {row['path']}")
         vid = str(row[idcol]) if idcol else path.stem
-        target.append({"id": _safe_id(vid), "path": path})
+        source = row.get("target_video_id") if "target_video_id" in frame.columns else None
+        source = _safe_id(str(source)) if isinstance(source, str) and source.strip() else None
+        target.append({"id": _safe_id(vid), "path": path, "source": source})
     return fakes, reals
+
+
+def pair_videos(fakes: list[dict], reals: list[dict], n: int, seed: int) -> list[tuple]:
+    """``n`` (fake, real) pairs: each fake with the real video it was made from when the
+    labels name it (``target_video_id``: same scene, only the face differs, as a viewer
+    would need to tell them apart), the other fakes with the remaining reals at random.
+    Fakes are drawn in a seeded random order."""
+    rng = random.Random(seed)
+    fakes = list(fakes)
+    rng.shuffle(fakes)
+    fakes = fakes[:n]
+    free = {r["id"]: r for r in reals}
+    pairs: list[tuple | None] = []
+    for fake in fakes:
+        real = free.pop(fake.get("source") or "", None)
+        pairs.append((fake, real) if real is not None else None)
+    rest = list(free.values())
+    rng.shuffle(rest)
+    out = []
+    for fake, pair in zip(fakes, pairs, strict=True):
+        out.append(pair if pair is not None else (fake, rest.pop()))
+    return out
 
 
 def _safe_id(value: str) -> str:
@@ -157,10 +181,7 @@ def build_study(
     media = out_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
 
-    rng = random.Random(seed)
-    rng.shuffle(fakes)
-    rng.shuffle(reals)
-    pairs = list(zip(fakes[:n], reals[:n], strict=True))
+    pairs = pair_videos(fakes, reals, n, seed)
 
     from xai_study.metrics import paper_metrics
     from xai_study.pipeline import analyse_video, get_detector
