@@ -224,7 +224,7 @@ def analyse_video(
     frames_wanted = num_frames if num_frames is not None else PRESETS[preset]["frames"]
     if frames_wanted is not None and int(frames_wanted) < 1:
         raise XaiStudyError(f"the number of frames must be at least 1, got {frames_wanted}")
-    params = params or {}
+    params = {explainer_class(k).name: dict(v) for k, v in (params or {}).items()}
     unknown = set(params) - set(explainers)
     if unknown:
         raise XaiStudyError(
@@ -265,6 +265,8 @@ def analyse_video(
     # 0. the input file and the models first, so mistakes fail before any slow work
     report("faces")
     is_clip = hasattr(path, "frames") and hasattr(path, "crop_boxes")
+    if is_clip and paste_back:
+        raise XaiStudyError("paste-back needs the video file, not a ready face clip")
     if not is_clip:
         from xai_study.video import check_file
 
