@@ -96,6 +96,7 @@ def test_read_labels(tmp_path):
     assert rows[0]["path"] == tmp_path / "f.mp4"
     assert [r["video"] for r in cm.read_labels(csv, split="test")] == ["f.mp4", "g.mp4"]
     assert [r["video"] for r in cm.read_labels(csv, limit=1)] == ["f.mp4", "r.mp4"]
+    assert [r["video"] for r in cm.interleave(rows)] == ["f.mp4", "r.mp4", "g.mp4"]
     csv.write_text("path,label\nf.mp4,maybe\n")
     with pytest.raises(XaiStudyError, match="line 2"):
         cm.read_labels(csv)

@@ -33,8 +33,9 @@ the mask's area share); faithfulness (deletion and insertion AUC of the video P(
 and, with --sanity, the model-randomisation check (Spearman correlation with the
 explanation of a detector whose weights are all re-initialised).
 
-Writes DIR/per_video.csv (one row per video x explainer, appended as it goes: re-running
-the same command resumes and skips finished rows), DIR/summary.csv and DIR/summary.md
+Videos are processed alternating fake and real. Writes DIR/per_video.csv (one row per
+video x explainer, appended as it goes: re-running the same command resumes and skips
+finished rows; --summary-only summarises a stopped run), DIR/summary.csv and DIR/summary.md
 (mean and 95 % bootstrap interval per explainer x metric, fake and real videos
 separately, with n) and DIR/summary.png.
 
@@ -329,6 +330,17 @@ def read_labels(path: Path, split: str | None = None, limit: int | None = None) 
     return rows
 
 
+def interleave(videos: list[dict]) -> list[dict]:
+    """Alternate fake and real videos (each in file order), so that a run stopped early
+    has done about as many of each."""
+    fakes = [v for v in videos if v["label"] == "fake"]
+    reals = [v for v in videos if v["label"] == "real"]
+    out = []
+    for i in range(max(len(fakes), len(reals))):
+        out += fakes[i : i + 1] + reals[i : i + 1]
+    return out
+
+
 def _finished(csv_path: Path) -> set[tuple[str, str]]:
     import csv
 
@@ -436,7 +448,7 @@ def evaluate(
     steps = FAITHFULNESS_STEPS[preset] if steps is None else steps
     if steps < 0:
         raise XaiStudyError("--steps must be 0 (skip) or more")
-    videos = read_labels(data, split, limit)
+    videos = interleave(read_labels(data, split, limit))
     out.mkdir(parents=True, exist_ok=True)
     settings = {
         "preset": preset,
