@@ -311,6 +311,7 @@ def read_labels(path: Path, split: str | None = None, limit: int | None = None) 
             {
                 "video": key,
                 "path": video_path,
+                "path_text": rel,
                 "label": _label(r["label"], i, path),
                 "split": r.get("split", ""),
                 "method": r.get("method", ""),
@@ -503,7 +504,7 @@ def evaluate(
                 continue
             base = {
                 "video": video["video"],
-                "path": str(video["path"]),
+                "path": video.get("path_text", str(video["path"])),
                 "label": video["label"],
                 "split": video["split"],
                 "method": video["method"],
