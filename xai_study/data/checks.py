@@ -29,6 +29,18 @@ def diff_inside_mask(
     return float(diff[masks > 0].sum()) / total
 
 
+def flicker_ratio(fake: np.ndarray, target: np.ndarray, masks: np.ndarray) -> float:
+    """Frame-to-frame change inside the mask (pixels with weight > 0.9 in both frames) of
+    the fake, divided by the same for its target: about 1 when the swapped face is as
+    stable as the real video, above 1 when it flickers."""
+    core = (masks[1:] > 0.9) & (masks[:-1] > 0.9)
+    if not core.any():
+        return 1.0
+    df = np.abs(np.diff(fake.astype(np.float32).mean(-1), axis=0))[core].mean()
+    dt = np.abs(np.diff(target.astype(np.float32).mean(-1), axis=0))[core].mean()
+    return float(df / max(dt, 1e-6))
+
+
 def check_dataset(data_dir: str | Path) -> list[dict]:
     """For every fake in ``labels.csv``: frames, frames with a face in the target (by the
     mask of the fake: frames where the generator found landmarks), empty-mask frames and
@@ -56,6 +68,7 @@ def check_dataset(data_dir: str | Path) -> list[dict]:
                 "mask_frames": len(masks),
                 "empty_mask_frames": int(sum(m.max() == 0 for m in masks)),
                 "inside": diff_inside_mask(fake, target, masks),
+                "flicker": flicker_ratio(fake, target, masks),
                 "inside_above_noise": diff_inside_mask(fake, target, masks, CODEC_NOISE),
                 "outside_noisy": float(
                     (

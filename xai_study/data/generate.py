@@ -383,7 +383,8 @@ def generate(
     ``limit`` keeps only the first ``limit`` real clips (and the fakes made from them),
     for quick checks; the clips that are made are identical to those of a full run.
     """
-    from xai_study.video import detect_faces, write_video
+    from xai_study.data.encode import write_mp4
+    from xai_study.video import detect_faces
 
     def detect(frames, max_side=640):
         return detect_faces(frames, max_side=max_side)
@@ -411,7 +412,7 @@ def generate(
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     for rc in reals:
-        p = write_video(rc.frames, out / "videos" / f"{rc.video_id}.mp4", fps=FPS, crf=CRF)
+        p = write_mp4(rc.frames, out / "videos" / f"{rc.video_id}.mp4", fps=FPS, crf=CRF)
         rows.append(
             _row(
                 rc.video_id,
@@ -446,7 +447,7 @@ def generate(
         src_img, src_lm = _source_face(src, faces, reals, media, detect)
         fake, masks = face_swap(rc, src_img, src_lm)
         vid = f"fake_faceswap_{src}_to_{rc.video_id[5:]}"
-        p = write_video(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
+        p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
         mp = save_masks(masks, out / "masks" / f"{vid}.npz")
         rows.append(
             _row(
@@ -471,7 +472,7 @@ def generate(
                 progress(f"selfblend {rc.identity}")
             fake, masks = self_blend(rc, _rng(seed, "sbi", rc.video_id))
             vid = f"fake_selfblend_{rc.video_id[5:]}"
-            p = write_video(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
+            p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
             mp = save_masks(masks, out / "masks" / f"{vid}.npz")
             rows.append(
                 _row(

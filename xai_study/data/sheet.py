@@ -9,10 +9,10 @@ import numpy as np
 
 
 def contact_sheet(
-    data_dir: str | Path, out_png: str | Path, rows: int = 8, frame: int = 10, tile: int = 160
+    data_dir: str | Path, out_png: str | Path, rows: int = 10, frame: int = 10, tile: int = 160
 ) -> Path:
-    """Write a PNG with ``rows`` face-swap fakes (one of each target identity first), each
-    as real | fake | mask at frame ``frame``."""
+    """Write a PNG with ``rows`` fakes — face swaps onto different target identities, then
+    two self-blends — each as real | fake | mask at frame ``frame``, two per line."""
     import cv2
     from PIL import Image
 
@@ -29,7 +29,8 @@ def contact_sheet(
         if r["target_identity"] not in seen:
             seen.add(r["target_identity"])
             picked.append(r)
-    picked = (picked + [r for r in table if r["method"] == "selfblend"][:2])[:rows]
+    sbi = [r for r in table if r["method"] == "selfblend"][:2]
+    picked = picked[: rows - len(sbi)] + sbi
     tiles = []
     for r in picked:
         fake = read_video(d / r["path"], num_frames=None).frames

@@ -1,0 +1,43 @@
+"""Deterministic H.264 writing for the generated data set.
+
+``xai_study.video.write_video`` lets x264 pick its thread count; with several threads the
+encoder's output varies from run to run (measured: 4 encodes of the same 30 frames gave
+4 different files on the 2-core test machine). The data set must be reproducible bit for
+bit, so it is written with the same settings (libx264, yuv420p, crf, preset medium,
+``+faststart``, browser-playable) but a single encoder thread (about 0.2 s per clip).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int = 23) -> Path:
+    """Write RGB uint8 frames (T, H, W, 3), even H and W, as single-threaded H.264 MP4."""
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
+        raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {frames.shape}")
+    h, w = frames.shape[1:3]
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(out), mode="w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "medium", "x264-params": "threads=1"}
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out
