@@ -69,6 +69,15 @@ def test_demo_page_end_to_end(demo_server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
         page.goto(url, wait_until="networkidle")
+        # a corrupt upload gives a one-line message in the page, and the server keeps going
+        bad = Path(ctx.cache_dir).parent / "broken.mp4"
+        bad.write_bytes(video.read_bytes()[:1500])
+        page.locator("#demo-upload input[type=file]").set_input_files(str(bad))
+        page.wait_for_timeout(1500)
+        page.locator("#demo-run").click()
+        page.locator("#demo-status").get_by_text("Error:").wait_for(timeout=60_000)
+        assert "broken.mp4" in page.locator("#demo-status").inner_text()
+        page.reload(wait_until="networkidle")
         page.locator("#demo-upload input[type=file]").set_input_files(str(video))
         page.wait_for_timeout(1500)
         page.locator("#demo-run").click()

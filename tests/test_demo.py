@@ -216,3 +216,15 @@ def test_run_demo_no_face_is_a_clear_error(tmp_path, no_face_video):
     with pytest.raises(XaiStudyError, match="no face"):
         run_demo(no_face_video, DemoSettings(frames=4), ResultCache(tmp_path), detectors=dets)
     assert not any(tmp_path.iterdir())  # nothing half-written left in the cache
+
+
+def test_run_demo_cancelled_leaves_no_cache_entry(tmp_path, short_face_video):
+    import threading
+
+    from xai_study.pipeline import AnalysisCancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(AnalysisCancelled, match="cancelled"):
+        run_demo(short_face_video, DemoSettings(frames=4), ResultCache(tmp_path), cancel=cancel)
+    assert not any(tmp_path.iterdir())
