@@ -144,6 +144,9 @@ def render(ctx: AppContext) -> None:
     ):
         import pandas as pd
 
+        if not file and picked and picked not in videos:
+            # the dropdown value comes from the client: only bundled videos are allowed
+            return _fail("unknown demo video; pick one from the list")
         path = file or picked
         sid = getattr(request, "session_hash", None) or "anon"
         cancel = cancels[sid] = threading.Event()
