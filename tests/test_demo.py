@@ -228,3 +228,35 @@ def test_run_demo_cancelled_leaves_no_cache_entry(tmp_path, short_face_video):
     with pytest.raises(AnalysisCancelled, match="cancelled"):
         run_demo(short_face_video, DemoSettings(frames=4), ResultCache(tmp_path), cancel=cancel)
     assert not any(tmp_path.iterdir())
+
+
+def test_same_request_twice_at_once_computes_once(tmp_path, short_face_video, monkeypatch):
+    """Two users submitting the same video and settings share one computation."""
+    import threading
+
+    import xai_study.demo.jobs as jobs
+
+    calls = []
+    gate = threading.Event()
+
+    def fake_compute(p, settings, key, tmp, detectors, progress, cancel):
+        calls.append(key)
+        gate.wait(5)
+        return _fake_result(tmp, key)
+
+    monkeypatch.setattr(jobs, "_compute", fake_compute)
+    cache = ResultCache(tmp_path / "cache")
+    results = []
+
+    def worker():
+        results.append(run_demo(short_face_video, DemoSettings(), cache))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1 and len(results) == 2
+    assert results[0].key == results[1].key and all(r.p_fake == 0.9 for r in results)
