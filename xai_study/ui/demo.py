@@ -39,7 +39,10 @@ def _gpu() -> bool:
 
 
 def _bundled(ctx: AppContext) -> list[str]:
-    folder = Path(ctx.extra.get("demo_data_dir", Path("study_data/demo_data/videos")))
+    default = Path("study_data/demo_data/videos")
+    if not default.is_dir():  # not started from the repository root
+        default = Path(__file__).resolve().parents[2] / default
+    folder = Path(ctx.extra.get("demo_data_dir", default))
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.glob("*.mp4"))
