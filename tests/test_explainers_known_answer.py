@@ -85,8 +85,8 @@ def test_shap_efficiency_on_the_demo_plain_detector(short_face_video):
     from xai_study.video import extract_face_clip
 
     det = load_detector("plain")
-    clip = extract_face_clip(short_face_video, num_frames=4)
-    expl = create_explainer("shap3d", det, n_segments=24, nsamples=64).explain(clip)
+    clip = extract_face_clip(short_face_video, num_frames=3)
+    expl = create_explainer("shap3d", det, n_segments=16, nsamples=40).explain(clip)
     x = expl.extra
     gap = x["f_clip"] - x["f_baseline"]
     assert abs(gap) > 1e-3
