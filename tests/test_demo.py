@@ -260,3 +260,5 @@ def test_same_request_twice_at_once_computes_once(tmp_path, short_face_video, mo
         t.join(10)
     assert len(calls) == 1 and len(results) == 2
     assert results[0].key == results[1].key and all(r.p_fake == 0.9 for r in results)
+    # one request computed it, the other got it from the cache
+    assert sorted(r.cached for r in results) == [False, True]

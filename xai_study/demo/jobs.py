@@ -242,7 +242,9 @@ def run_demo(
         tmp.mkdir(parents=True)
         try:
             result = _compute(p, settings, key, tmp, detectors, progress, cancel)
-            return cache.put(tmp, result)
+            stored = cache.put(tmp, result)
+            stored.cached = False  # computed by this call
+            return stored
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -100,7 +100,11 @@ def render(ctx: AppContext) -> None:
             with gr.Row():
                 run_btn = gr.Button("Analyse", variant="primary", elem_id="demo-run")
                 stop_btn = gr.Button("Cancel", variant="stop", elem_id="demo-cancel")
-    status = gr.Markdown("", elem_id="demo-status")
+    status = gr.Markdown(
+        "Pick a video and press **Analyse**. Progress and your place in the queue show here.",
+        elem_id="demo-status",
+        min_height=60,
+    )
     with gr.Column(visible=False) as results:
         verdict = gr.Markdown(elem_id="demo-verdict")
         with gr.Row():
