@@ -68,7 +68,7 @@ def test_splits_are_identity_disjoint(rows):
             assert r["source_identity"] != r["target_identity"]
 
 
-@pytest.mark.slow  # decodes all 150 videos (about 40-70 s on 2 cores)
+@pytest.mark.slow  # 112 video decodes + MTCNN (40-120 s on 2 cores)
 def test_videos_and_masks_have_the_stated_frames(rows, checks):
     by_id = {r["video_id"]: r for r in rows}
     for c in checks:
@@ -76,7 +76,7 @@ def test_videos_and_masks_have_the_stated_frames(rows, checks):
         assert c["frames"] == c["target_frames"] == c["mask_frames"] == n
 
 
-@pytest.mark.slow  # decodes all 150 videos (about 40-70 s on 2 cores)
+@pytest.mark.slow  # 112 video decodes + MTCNN (40-120 s on 2 cores)
 def test_difference_is_inside_the_mask(checks):
     """>= 90 % of the fake-vs-target difference above codec noise lies inside the mask for
     every face swap; outside the masks the videos differ by codec noise only."""
@@ -95,13 +95,13 @@ def test_difference_is_inside_the_mask(checks):
     assert np.median(swaps) > 0.7
 
 
-@pytest.mark.slow  # decodes all 150 videos (about 40-70 s on 2 cores)
+@pytest.mark.slow  # 112 video decodes + MTCNN (40-120 s on 2 cores)
 def test_fakes_do_not_flicker_more_than_their_targets(checks):
     ratios = np.array([c["flicker"] for c in checks if c["method"] == "faceswap"])
     assert np.median(ratios) <= 1.3 and ratios.max() <= 2.0, ratios
 
 
-@pytest.mark.slow  # decodes all 150 videos (about 40-70 s on 2 cores)
+@pytest.mark.slow  # 112 video decodes + MTCNN (40-120 s on 2 cores)
 def test_every_frame_with_a_face_has_a_mask(rows):
     """MTCNN on the target (real) video: wherever it finds a face, the fake's mask is
     not empty (every 5th frame, to keep the test fast)."""
