@@ -34,6 +34,7 @@ METRIC_CLASSES = {
 }
 METRIC_COLUMNS = list(METRIC_CLASSES)
 LOCALISATION = ("mass_accuracy", "pointing_game")
+MIN_N_VERDICT = 5  # fewest videos for an above/below-chance verdict
 LABELS = {
     "V": "V",
     "tau": "τ",
@@ -147,6 +148,8 @@ def verdict(excess_row) -> str:
     """Whether the localisation excess over chance is significant (95 % CI excludes 0)."""
     if excess_row is None or not math.isfinite(excess_row["ci_low"]):
         return "n too small"
+    if excess_row["n"] < MIN_N_VERDICT:  # a bootstrap of a handful of values means little
+        return f"n < {MIN_N_VERDICT}: no verdict"
     if excess_row["ci_low"] > 0:
         return "above chance"
     if excess_row["ci_high"] < 0:
