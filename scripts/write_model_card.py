@@ -24,7 +24,7 @@ TITLES = {
 def main(name: str, command: str, history: str, eval_dir: str) -> str:
     ckpt = Path("models") / f"{name}.pt"
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
-    rows = list(csv.DictReader(open(history)))
+    rows = list(csv.DictReader(Path(history).read_text().splitlines()))
     best = max(rows, key=lambda r: float(r["val_video_auc"]))
     v, f = m["video"], m["frame"]
     lines = [
