@@ -7,19 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser_util import CHROMIUM, launch
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,7 +56,7 @@ def test_demo_page_end_to_end(demo_server):
     url, ctx = demo_server
     video = _bundled_video()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = launch(pw)
         page = browser.new_page()
         page.goto(url, wait_until="networkidle")
         # a corrupt upload gives a one-line message in the page, and the server keeps going

@@ -9,23 +9,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from browser_util import CHROMIUM, launch
 from study_util import make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
 from xai_study.ui.context import AppContext
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.slow,
@@ -56,7 +45,7 @@ def test_participant_from_consent_to_completion_code(server):
     url, ctx = server
     os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         expect = sync_api.expect
         expect.set_options(timeout=30000)

@@ -96,16 +96,15 @@ def test_admin_sees_statistics_and_downloads_over_http(app):
 
 @pytest.mark.browser
 def test_admin_logs_in_with_a_browser(app):
-    from pathlib import Path
 
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("browser test skipped: /usr/bin/chromium is not installed")
+    from browser_util import CHROMIUM, have_chromium, launch
+
+    if not have_chromium():
+        pytest.skip(f"browser test skipped: {CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
 
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})  # phone-sized
             page.goto(app["url"] + "/results")
