@@ -13,70 +13,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai_study.errors import XaiStudyError
-from xai_study.explainers.base import (
-    BASELINES,
-    Explainer,
-    batch_size_of,
-    check_choice,
-    check_positive_int,
-    make_baseline,
-    register,
-)
-from xai_study.explainers.supervoxels import CoalitionGame, supervoxels
+from xai_study.explainers.base import check_positive_int, register
+from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExplainer
 
 
 @register
-class Lime3D(Explainer):
+class Lime3D(SupervoxelExplainer):
     name = "lime3d"
-    signed = True
-    requires = None
     description = "LIME over 3D SLIC supervoxels (black box, signed)"
-    defaults = {
-        "n_segments": 64,
-        "compactness": 10.0,
-        "temporal_spacing": 4.0,
-        "slic_scale": 0.5,
-        "baseline": "blur",
-        "blur_sigma": 0.0,
-        "num_samples": 256,
-        "kernel_width": 0.25,
-        "batch_size": 0,
-        "seed": 0,
-    }
+    defaults = {**SUPERVOXEL_DEFAULTS, "num_samples": 256, "kernel_width": 0.25}
 
     def check_params(self) -> None:
-        p = self.params
-        check_positive_int("n_segments", p["n_segments"], 2)
-        check_positive_int("num_samples", p["num_samples"], 2)
-        check_choice("baseline", p["baseline"], BASELINES)
-        check_positive_int("batch_size", p["batch_size"], 0)
+        super().check_params()
+        check_positive_int("num_samples", self.params["num_samples"], 2)
 
     def _explain(self, frames, sign, progress):
         import sklearn.metrics
         from lime import lime_base
 
         p = self.params
-        segments = supervoxels(
-            frames,
-            n_segments=int(p["n_segments"]),
-            compactness=float(p["compactness"]),
-            temporal_spacing=float(p["temporal_spacing"]),
-            scale=float(p["slic_scale"]),
-        )
-        baseline = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
-        game = CoalitionGame(
-            self.detector,
-            frames,
-            segments,
-            baseline,
-            sign=sign,
-            batch_size=int(p["batch_size"]) or batch_size_of(self.detector),
-            progress=progress,
-        )
+        game = self.game(frames, sign, progress)
         k = game.n_segments
-        if k < 2:
-            raise XaiStudyError("the clip has fewer than 2 supervoxels: nothing to explain")
         rng = np.random.RandomState(int(p["seed"]))
         data = rng.randint(0, 2, size=(int(p["num_samples"]), k))
         data[0, :] = 1
@@ -97,7 +54,7 @@ class Lime3D(Explainer):
         for feature, weight in local_exp:
             weights[int(feature)] = weight
         extra = {
-            "segments": segments,
+            "segments": game.segments,
             "values": weights,
             "intercept": float(intercept),
             "r2": float(r2),

@@ -15,72 +15,26 @@ import logging
 
 import numpy as np
 
-from xai_study.errors import XaiStudyError
-from xai_study.explainers.base import (
-    BASELINES,
-    Explainer,
-    batch_size_of,
-    check_choice,
-    check_positive_int,
-    make_baseline,
-    register,
-)
-from xai_study.explainers.supervoxels import CoalitionGame, supervoxels
+from xai_study.explainers.base import check_positive_int, register
+from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExplainer
 
 
 @register
-class Shap3D(Explainer):
+class Shap3D(SupervoxelExplainer):
     name = "shap3d"
-    signed = True
-    requires = None
     description = "Kernel SHAP over 3D SLIC supervoxels (black box, signed)"
-    defaults = {
-        "n_segments": 64,
-        "compactness": 10.0,
-        "temporal_spacing": 4.0,
-        "slic_scale": 0.5,
-        "baseline": "blur",
-        "blur_sigma": 0.0,
-        "nsamples": 512,
-        "batch_size": 0,
-        "seed": 0,
-    }
+    defaults = {**SUPERVOXEL_DEFAULTS, "nsamples": 512}
 
     def check_params(self) -> None:
-        p = self.params
-        check_positive_int("n_segments", p["n_segments"], 2)
-        check_choice("baseline", p["baseline"], BASELINES)
-        if p["nsamples"] != "auto":
-            check_positive_int("nsamples", p["nsamples"], 2)
-        check_positive_int("batch_size", p["batch_size"], 0)
-
-    def game(self, frames: np.ndarray, sign: float = 1.0, progress=None) -> CoalitionGame:
-        p = self.params
-        segments = supervoxels(
-            frames,
-            n_segments=int(p["n_segments"]),
-            compactness=float(p["compactness"]),
-            temporal_spacing=float(p["temporal_spacing"]),
-            scale=float(p["slic_scale"]),
-        )
-        baseline = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
-        return CoalitionGame(
-            self.detector,
-            frames,
-            segments,
-            baseline,
-            sign=sign,
-            batch_size=int(p["batch_size"]) or batch_size_of(self.detector),
-            progress=progress,
-        )
+        super().check_params()
+        if self.params["nsamples"] != "auto":
+            check_positive_int("nsamples", self.params["nsamples"], 2)
 
     def _explain(self, frames, sign, progress):
         import shap
 
         game = self.game(frames, sign, progress)
         k = game.n_segments
-        if k < 2:
-            raise XaiStudyError("the clip has fewer than 2 supervoxels: nothing to explain")
         nsamples = self.params["nsamples"]
         # shap logs one INFO line per call about the number of samples; keep it quiet.
         logging.getLogger("shap").setLevel(logging.WARNING)

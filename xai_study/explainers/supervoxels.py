@@ -20,6 +20,14 @@ import time
 import numpy as np
 
 from xai_study.errors import XaiStudyError
+from xai_study.explainers.base import (
+    BASELINES,
+    Explainer,
+    batch_size_of,
+    check_choice,
+    check_positive_int,
+    make_baseline,
+)
 
 
 def supervoxels(
@@ -181,3 +189,57 @@ class CoalitionGame:
             "batch_sizes": list(self.batch_sizes),
             "model_seconds": self.model_seconds,
         }
+
+
+# Parameters shared by every explainer that plays the coalition game over supervoxels.
+SUPERVOXEL_DEFAULTS = {
+    "n_segments": 64,
+    "compactness": 10.0,
+    "temporal_spacing": 4.0,
+    "slic_scale": 0.5,
+    "baseline": "blur",
+    "blur_sigma": 0.0,
+    "batch_size": 0,
+    "seed": 0,
+}
+
+
+class SupervoxelExplainer(Explainer):
+    """Base of the black-box explainers over 3D supervoxels (SHAP-3D, LIME-3D).
+
+    Subclasses extend ``defaults`` with their sampling parameters and build the game with
+    :meth:`game`; the supervoxels, baseline and batching are the same for all of them.
+    """
+
+    signed = True
+    requires = None
+    defaults = SUPERVOXEL_DEFAULTS
+
+    def check_params(self) -> None:
+        p = self.params
+        check_positive_int("n_segments", p["n_segments"], 2)
+        check_choice("baseline", p["baseline"], BASELINES)
+        check_positive_int("batch_size", p["batch_size"], 0)
+
+    def game(self, frames: np.ndarray, sign: float = 1.0, progress=None) -> CoalitionGame:
+        p = self.params
+        segments = supervoxels(
+            frames,
+            n_segments=int(p["n_segments"]),
+            compactness=float(p["compactness"]),
+            temporal_spacing=float(p["temporal_spacing"]),
+            scale=float(p["slic_scale"]),
+        )
+        baseline = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
+        game = CoalitionGame(
+            self.detector,
+            frames,
+            segments,
+            baseline,
+            sign=sign,
+            batch_size=int(p["batch_size"]) or batch_size_of(self.detector),
+            progress=progress,
+        )
+        if game.n_segments < 2:
+            raise XaiStudyError("the clip has fewer than 2 supervoxels: nothing to explain")
+        return game
