@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xai_study.commands import positive_int
+
 DESCRIPTION = """\
 Extract the face clip of VIDEO, score it with the plain detector, explain the score with
 each explainer and write, to DIR:
@@ -29,16 +31,6 @@ examples:
   xai-study explain clip.mp4 --out out/ --preset paper --target real
   xai-study explain clip.mp4 --out out/ --models plain=my_detector.pt --paste-back
   xai-study explain clip.mp4 --out out/ --explainers shap3d --param shap3d.nsamples=256"""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
 def _alpha(text: str) -> float:
@@ -72,7 +64,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--frames",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="frames sampled evenly over the video (default: 16 fast, 32 paper)",
     )

@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xai_study.commands import positive_int
+
 DEFAULT_MAX_MB = 200.0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
 def _float_range(lo: float, hi: float):
@@ -60,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--frames",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         help="frames sampled evenly over the video (default: 32)",
     )
@@ -76,7 +68,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--size",
         metavar="PX",
-        type=_positive_int,
+        type=positive_int,
         default=224,
         help="side of the square crops in pixels (default: 224)",
     )
@@ -90,7 +82,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--max-side",
         metavar="PX",
-        type=_positive_int,
+        type=positive_int,
         default=640,
         help="downscale frames so the longer side is at most PX for detection; crops "
         "are still cut from the full-resolution frame (default: 640)",
@@ -105,7 +97,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--threads",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="torch threads for face detection; MTCNN is fastest with 1 (default: 1)",
     )
