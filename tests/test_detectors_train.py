@@ -99,6 +99,7 @@ def test_train_evaluate_detect(tiny_data: Path, tmp_path, freeze: int, capsys) -
         frames_per_video=6,
         val_frames_per_video=6,
         freeze_stages=freeze,
+        sbi_copies=1 if freeze else 0,
         cache_dir=str(cache),
         command="test",
     )
@@ -113,6 +114,9 @@ def test_train_evaluate_detect(tiny_data: Path, tmp_path, freeze: int, capsys) -
     assert det.config["arch"] == cfg.arch and det.config["input_size"] == 64
     assert det.meta["command"] == "test"
     assert det.meta["training_data"]["train_videos"] == 4
+    # one self-blended copy of each of the 2 real training videos' 6 crops
+    assert det.meta["training_data"]["self_blended_frames"] == (12 if freeze else 0)
+    assert det.meta["training_data"]["train_frames"] == (36 if freeze else 24)
     assert len(det.meta["history"]) == 2
 
     # evaluate-detector on the val split reproduces the validation AUC of the best epoch

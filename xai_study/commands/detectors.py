@@ -62,6 +62,14 @@ def register(subparsers) -> None:
         "for this many copies of each frame (1 clean + N-1 augmented) and cached",
     )
     p.add_argument(
+        "--sbi-copies",
+        type=int,
+        default=0,
+        help="add N self-blended pseudo-fakes (Shiohara & Yamasaki 2022) of every real "
+        "training crop: fakes that differ from a real face only by blending, so the "
+        "detector learns blending artefacts rather than identities (default 0)",
+    )
+    p.add_argument(
         "--no-feature-cache",
         action="store_true",
         help="with --freeze-stages: run the frozen trunk every step instead",
@@ -165,6 +173,7 @@ def _train(args) -> int:
         half=args.half,
         aug=not args.no_aug,
         aug_copies=args.aug_copies,
+        sbi_copies=args.sbi_copies,
         feature_cache=not args.no_feature_cache,
         command=cmd,
     )

@@ -51,6 +51,7 @@ class TrainConfig:
     half: bool = False
     aug: bool = True
     aug_copies: int = 3
+    sbi_copies: int = 0
     feature_cache: bool = True
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -233,6 +234,8 @@ def train_detector(
         raise XaiStudyError("--epochs must be at least 1")
     if cfg.batch_size < 2:
         raise XaiStudyError("--batch-size must be at least 2")
+    if cfg.sbi_copies < 0:
+        raise XaiStudyError("--sbi-copies must be 0 or more")
     if not cfg.lr > 0:
         raise XaiStudyError("--lr must be positive")
     if not 32 <= cfg.size <= 1024:
@@ -272,6 +275,19 @@ def train_detector(
     )
     for s in train_set.skipped + val_set.skipped:
         log(f"skipped {s}")
+    train_frames, train_labels = train_set.frames, train_set.labels
+    n_sbi = 0
+    if cfg.sbi_copies > 0:
+        from xai_study.detectors.sbi import self_blend_crop
+
+        real = train_frames[train_labels == 0]
+        srng = np.random.default_rng(cfg.seed + 104729)
+        sbi = [self_blend_crop(im, srng)[0] for _ in range(cfg.sbi_copies) for im in real]
+        if sbi:
+            n_sbi = len(sbi)
+            train_frames = np.concatenate([train_frames, np.stack(sbi)])
+            train_labels = np.concatenate([train_labels, np.ones(n_sbi, train_labels.dtype)])
+        log(f"added {n_sbi} self-blended crops ({cfg.sbi_copies} per real training frame)")
 
     model = create_detector(
         cfg.arch, cfg.backbone, cfg.size, pretrained=cfg.pretrained, dropout=cfg.dropout
@@ -279,7 +295,7 @@ def train_detector(
     frozen = freeze_early(model, cfg.freeze_stages)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(train_set.frames)
+    n = len(train_frames)
     steps_per_epoch = max(1, n // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, min(total // 10, steps_per_epoch))
@@ -297,7 +313,7 @@ def train_detector(
         copies = max(1, cfg.aug_copies if cfg.aug else 1)
         feats = trunk_features(
             model,
-            train_set.frames,
+            train_frames,
             k,
             copies,
             cfg.seed,
@@ -318,7 +334,7 @@ def train_detector(
             desc="frozen trunk (val)",
         )[0]
         log(f"training on cached trunk features: stem + {k} frozen stages, {copies} copies")
-    n_fake = int(train_set.labels.sum())
+    n_fake = int(train_labels.sum())
     pos_weight = (n - n_fake) / max(1, n_fake)
 
     history: list[dict[str, Any]] = []
@@ -333,6 +349,7 @@ def train_detector(
             "train_videos": len(train_set.items),
             "val_videos": len(val_set.items),
             "train_frames": n,
+            "self_blended_frames": n_sbi,
             "val_frames": len(val_set.frames),
             "frames_per_video": cfg.frames_per_video,
             "skipped": train_set.skipped + val_set.skipped,
@@ -356,7 +373,7 @@ def train_detector(
         )
         for b in bar:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            y = torch.from_numpy(train_set.labels[idx].astype(np.float32)).to(device)
+            y = torch.from_numpy(train_labels[idx].astype(np.float32)).to(device)
             if use_cache:
                 pick = rng.integers(0, feats.shape[0], size=len(idx))
                 h = feats[torch.from_numpy(pick), torch.from_numpy(idx)].float().to(device)
@@ -364,7 +381,7 @@ def train_detector(
                     h = h.flip(-1)
                 logits = model.forward_from(h, k).reshape(-1)
             else:
-                imgs = train_set.frames[idx]
+                imgs = train_frames[idx]
                 if cfg.aug:
                     imgs = np.stack([augment(im, rng) for im in imgs])
                 logits = model(model.preprocess(imgs)).reshape(-1)
