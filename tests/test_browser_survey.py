@@ -51,6 +51,8 @@ def test_participant_from_consent_to_completion_code(server):
         expect.set_options(timeout=30000)
         page.goto(f"{url}?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
         expect(page.locator("#xs-start")).to_be_visible()
+        # participants get no navigation bar (no "Home" link to the admin pages)
+        expect(page.get_by_role("link", name="Home")).to_be_hidden()
         assert ctx.db.count_participants(ctx.extra["survey"].study_row_id) == 0
         page.locator("#xs-agree").get_by_role("checkbox").check()
         page.locator("#xs-start").click()

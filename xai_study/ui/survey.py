@@ -28,6 +28,10 @@ from xai_study.study.flow import (
 from xai_study.ui.context import AppContext
 
 CSS = """
+/* no navigation bar: Gradio draws one ("Home") as soon as an app has routes, and
+   gr.Navbar(visible=False) did not remove it in Gradio 6.31; participants must not be
+   pointed anywhere, admins open /results and /demo by URL */
+.nav-holder { display: none !important; }
 .xs-media video { max-height: 42vh; }
 .xs-msg { color: #b91c1c; font-weight: 600; }
 @media (max-width: 640px) {
