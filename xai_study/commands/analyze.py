@@ -128,6 +128,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_import)
 
+    p = subparsers.add_parser(
+        "withdraw",
+        help="withdraw a participant (left out of every analysis; --delete erases answers)",
+        description=textwrap.fill(
+            "Withdraw a participant who asked to leave the study, by the participant id "
+            "shown on every survey page. They are marked 'withdrawn': analyses, exports' "
+            "statistics and the results page leave them out (and count them), and their "
+            "browser session stops accepting answers. With --delete their answers and "
+            "attention-check results are deleted as well, and their demographics and "
+            "Prolific ids cleared. Run it again with --delete to erase after a plain "
+            "withdrawal."
+        ),
+        epilog="example:\n  xai-study withdraw --db sqlite:///study_data/demo.db 3f9c0a1b2c --delete",
+        formatter_class=fmt,
+    )
+    p.add_argument("participant", metavar="PARTICIPANT_ID", help="the participant's id")
+    p.add_argument("--db", metavar="URL", help=_DB_HELP)
+    p.add_argument(
+        "--delete", action="store_true", help="also delete their answers and check results"
+    )
+    p.set_defaults(func=run_withdraw)
+
 
 def _db_url(args: argparse.Namespace, required: bool = True) -> str | None:
     url = args.db or os.environ.get("DATABASE_URL")
@@ -188,6 +210,14 @@ def run_export(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"wrote {path}")
+    return 0
+
+
+def run_withdraw(args: argparse.Namespace) -> int:
+    db = _open(_db_url(args))
+    par, deleted = db.withdraw(args.participant.strip(), delete=args.delete)
+    extra = f"; deleted {deleted} answer/check rows and the demographics" if args.delete else ""
+    print(f"participant {par.id} withdrawn{extra}")
     return 0
 
 

@@ -439,6 +439,29 @@ class Database:
                     row.completed_at = utcnow()
             return row
 
+    def withdraw(self, participant_id: str, delete: bool = False) -> tuple[Participant, int]:
+        """Mark a participant as withdrawn (also after completion): analyses and the results
+        page leave them out, and their session stops accepting answers. With ``delete``,
+        their answers and attention-check results are deleted and their demographics and
+        platform ids cleared; the row itself stays (withdrawals are counted). Returns the
+        participant and the number of deleted answer/check rows."""
+        with self.write() as s:
+            row = s.get(Participant, participant_id)
+            if row is None:
+                raise StudyError(f"no participant {participant_id!r} in this database")
+            row.status = "withdrawn"
+            deleted = 0
+            if delete:
+                for model in (Answer, Check):
+                    for item in s.scalars(
+                        select(model).where(model.participant_id == participant_id)
+                    ):
+                        s.delete(item)
+                        deleted += 1
+                row.screen = row.familiarity = row.demographics_at = None
+                row.prolific_pid = row.prolific_study_id = row.prolific_session_id = None
+            return row, deleted
+
     # -- answers ----------------------------------------------------------------------
     def save_answer(self, participant_id: str, **fields: Any) -> tuple[Answer, bool]:
         """Insert one section answer; returns ``(row, created)``. A second answer for the

@@ -151,6 +151,8 @@ class Survey:
         total = self.study.sections_shown
         if par is None:
             return Step("consent", total=total)
+        if par.status == "withdrawn":  # not "complete": no code, and no status change
+            raise SurveyError("you have withdrawn from this study")
         total = len(par.assignment_dict()["sections"])
         if par.demographics_at is None:
             return Step("demographics", total=total)
