@@ -56,23 +56,11 @@ def load_masks(path: str | os.PathLike) -> np.ndarray:
 
 def crop_mask(mask: np.ndarray, crop_box, size: int) -> np.ndarray:
     """Cut a square ``crop_box`` (x1, y1, x2, y2, may leave the frame) from one (H, W)
-    mask exactly as :func:`xai_study.video.clip.crop_square` cuts frames (zero padding,
-    area interpolation when shrinking, bilinear when enlarging)."""
-    import cv2
+    mask with :func:`xai_study.video.clip.crop_square`, the function that cuts the face
+    crops (zero padding, area interpolation when shrinking, bilinear when enlarging)."""
+    from xai_study.video.clip import crop_square
 
-    h, w = mask.shape
-    x1, y1, x2, y2 = (float(v) for v in crop_box)
-    side = max(1, round(x2 - x1))
-    ox, oy = round(x1), round(y1)
-    canvas = np.zeros((side, side), dtype=np.float32)
-    sx1, sy1 = max(0, ox), max(0, oy)
-    sx2, sy2 = min(w, ox + side), min(h, oy + side)
-    if sx2 > sx1 and sy2 > sy1:
-        canvas[sy1 - oy : sy2 - oy, sx1 - ox : sx2 - ox] = mask[sy1:sy2, sx1:sx2]
-    if side == size:
-        return canvas
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(canvas, (size, size), interpolation=interp)
+    return crop_square(np.asarray(mask, dtype=np.float32), crop_box, size)
 
 
 def crop_masks(masks: np.ndarray, clip) -> np.ndarray:

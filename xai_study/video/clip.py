@@ -249,14 +249,16 @@ def square_crop_box(box: np.ndarray, margin: float) -> np.ndarray:
 
 
 def crop_square(frame: np.ndarray, crop_box: np.ndarray, size: int) -> np.ndarray:
-    """Cut ``crop_box`` (square, may extend outside) from ``frame``, pad black, resize."""
+    """Cut ``crop_box`` (square, may extend outside) from ``frame`` — an (H, W, 3) image or
+    any (H, W[, C]) array such as a mask — pad with zeros (black), resize (area
+    interpolation when shrinking, bilinear when enlarging). Keeps the dtype."""
     import cv2
 
     h, w = frame.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in crop_box)
     side = max(1, round(x2 - x1))
     ox, oy = round(x1), round(y1)
-    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    canvas = np.zeros((side, side, *frame.shape[2:]), dtype=frame.dtype)
     sx1, sy1 = max(0, ox), max(0, oy)
     sx2, sy2 = min(w, ox + side), min(h, oy + side)
     if sx2 > sx1 and sy2 > sy1:
