@@ -428,6 +428,16 @@ def generate(
                 len(rc.frames),
             )
         )
+
+    def write_fake(vid, method, src, rc, fake, masks) -> None:
+        p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
+        mp = save_masks(masks, out / "masks" / f"{vid}.npz")
+        rows.append(
+            _row(
+                vid, p, out, "fake", method, src, rc.identity, rc.split, mp, rc.video_id, len(fake)
+            )
+        )
+
     # face swaps: source = another identity of the same split (its photo, or for the
     # video-only identity a frame of its video)
     by_split: dict[str, list[str]] = {}
@@ -446,24 +456,7 @@ def generate(
             progress(f"faceswap {src}->{rc.identity}")
         src_img, src_lm = _source_face(src, faces, reals, media, detect)
         fake, masks = face_swap(rc, src_img, src_lm)
-        vid = f"fake_faceswap_{src}_to_{rc.video_id[5:]}"
-        p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
-        mp = save_masks(masks, out / "masks" / f"{vid}.npz")
-        rows.append(
-            _row(
-                vid,
-                p,
-                out,
-                "fake",
-                "faceswap",
-                src,
-                rc.identity,
-                rc.split,
-                mp,
-                rc.video_id,
-                len(fake),
-            )
-        )
+        write_fake(f"fake_faceswap_{src}_to_{rc.video_id[5:]}", "faceswap", src, rc, fake, masks)
     if selfblend:
         for rc in reals:
             if rc.split != "train":
@@ -471,23 +464,8 @@ def generate(
             if progress:
                 progress(f"selfblend {rc.identity}")
             fake, masks = self_blend(rc, _rng(seed, "sbi", rc.video_id))
-            vid = f"fake_selfblend_{rc.video_id[5:]}"
-            p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
-            mp = save_masks(masks, out / "masks" / f"{vid}.npz")
-            rows.append(
-                _row(
-                    vid,
-                    p,
-                    out,
-                    "fake",
-                    "selfblend",
-                    rc.identity,
-                    rc.identity,
-                    rc.split,
-                    mp,
-                    rc.video_id,
-                    len(fake),
-                )
+            write_fake(
+                f"fake_selfblend_{rc.video_id[5:]}", "selfblend", rc.identity, rc, fake, masks
             )
     with open(out / "labels.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
