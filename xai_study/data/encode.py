@@ -13,7 +13,6 @@ written with ``write_video``'s settings (libx264, yuv420p, crf, preset medium,
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int = 23) -> Path:
     """Write RGB uint8 frames (T, H, W, 3), even H and W, as single-threaded H.264 MP4."""
-    import av
+    from xai_study.video.io import write_video
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
@@ -29,18 +28,6 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int 
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(out), mode="w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "medium", "x264-params": "threads=1:mbtree=0"}
-        for f in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return out
+    if Path(path).suffix.lower() != ".mp4":
+        raise ValueError(f"expected an .mp4 path, got {path}")
+    return write_video(frames, path, fps, crf, x264_params="threads=1:mbtree=0", threads=1)

@@ -403,11 +403,15 @@ def write_video(
     path: str | os.PathLike,
     fps: float = 25.0,
     crf: int = 20,
+    *,
+    x264_params: str | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) as H.264 ``yuv420p`` MP4 (browser-playable).
 
     Odd frame sizes are padded by one pixel (yuv420p needs even sizes). A ``.gif`` path
-    writes an animated GIF instead; a ``.webm`` path writes VP9.
+    writes an animated GIF instead; a ``.webm`` path writes VP9. ``x264_params`` and
+    ``threads`` (encoder threads) pass through to x264 (see ``xai_study.data.encode``).
     """
     import av
 
@@ -436,8 +440,12 @@ def write_video(
         stream = container.add_stream("libvpx-vp9" if webm else "libx264", rate=rate)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
+        if threads is not None:
+            stream.codec_context.thread_count = threads
         if not webm:
             stream.options = {"crf": str(crf), "preset": "medium"}
+            if x264_params:
+                stream.options = {**stream.options, "x264-params": x264_params}
         for f in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
             for packet in stream.encode(vf):
