@@ -199,3 +199,21 @@ def test_forward_from_trunk_equals_forward(arch: str, k: int, batch: torch.Tenso
         np.testing.assert_allclose(
             det.forward_from(det.trunk(batch, k), k).numpy(), det(batch).numpy(), atol=1e-5
         )
+
+
+def test_binary_metrics_known_answers() -> None:
+    from xai_study.detectors.evaluate import binary_metrics
+
+    # 4 real, 4 fake; at threshold 0.7 one real (0.7) is called fake and one fake (0.3)
+    # real: FPR = FNR = 0.25, so the equal error rate is exactly 0.25
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.6, 0.7, 0.3, 0.8, 0.9, 0.95])
+    m = binary_metrics(y, s)
+    assert m["eer"] == pytest.approx(0.25)
+    assert m["auc"] == pytest.approx(14 / 16)  # the fake 0.3 ranks below two reals
+    assert m["balanced_accuracy"] == pytest.approx((0.5 + 0.75) / 2)  # at 0.5: 2 FP, 1 FN
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    perfect = binary_metrics(y, np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]))
+    assert perfect["eer"] == 0 and perfect["auc"] == 1
+    one_class = binary_metrics(np.zeros(3), np.array([0.1, 0.2, 0.3]))
+    assert one_class["auc"] is None and one_class["eer"] is None

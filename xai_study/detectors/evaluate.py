@@ -45,7 +45,9 @@ def binary_metrics(labels: np.ndarray, p_fake: np.ndarray, threshold: float = 0.
         out["auc"] = float(roc_auc_score(y, s))
         out["balanced_accuracy"] = float(balanced_accuracy_score(y, (s >= threshold).astype(int)))
         out["ap"] = float(average_precision_score(y, s))
-        fpr, tpr, _ = roc_curve(y, s)
+        # every threshold: the default drop_intermediate=True removes the corners of the
+        # ROC staircase, and the nearest remaining point can be far from FPR = FNR
+        fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
         fnr = 1 - tpr
         i = int(np.nanargmin(np.abs(fnr - fpr)))
         out["eer"] = float((fpr[i] + fnr[i]) / 2)
