@@ -182,3 +182,25 @@ def test_train_command_errors(tiny_data: Path, tmp_path, capsys) -> None:
     )
     assert main(["detect", str(tmp_path / "none.mp4")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_training_does_not_depend_on_the_face_cache(tiny_data: Path, tmp_path, monkeypatch) -> None:
+    """The same command gives the same weights whether face crops are extracted (MTCNN
+    built, drawing from torch's generator) or read from the cache."""
+    import xai_study.video.faces as faces
+
+    cache = tmp_path / "cache"
+    states = []
+    monkeypatch.setattr(faces, "_MODEL", None)  # as in a fresh process: MTCNN not built
+    for run in ("extract", "cached"):
+        cfg = TrainConfig(
+            arch="plain", data=str(tiny_data), out=str(tmp_path / f"{run}.pt"), epochs=1,
+            batch_size=8, size=64, frames_per_video=6, val_frames_per_video=6,
+            freeze_stages=3, aug_copies=1, cache_dir=str(cache), command="test",
+        )  # fmt: skip
+        if run == "cached":
+            assert any(cache.glob("*.npz"))  # the first run filled the face cache
+        train_detector(cfg, progress=False)
+        states.append(load_detector(tmp_path / f"{run}.pt").state_dict())
+    for k, v in states[0].items():
+        assert torch.equal(v, states[1][k]), k

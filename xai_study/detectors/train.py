@@ -253,7 +253,6 @@ def train_detector(
     if len({it.label for it in train_items}) < 2:
         raise XaiStudyError("the training split needs both real and fake videos")
 
-    torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device(cfg.device)
 
@@ -289,6 +288,10 @@ def train_detector(
             train_labels = np.concatenate([train_labels, np.ones(n_sbi, train_labels.dtype)])
         log(f"added {n_sbi} self-blended crops ({cfg.sbi_copies} per real training frame)")
 
+    # seeded here, after the face crops: extracting uncached crops builds MTCNN, whose
+    # layer initialisation draws from torch's global generator, so seeding earlier made
+    # the head initialisation and dropout depend on the state of the face cache
+    torch.manual_seed(cfg.seed)
     model = create_detector(
         cfg.arch, cfg.backbone, cfg.size, pretrained=cfg.pretrained, dropout=cfg.dropout
     ).to(device)
