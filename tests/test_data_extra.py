@@ -123,3 +123,16 @@ def test_cli_rejects_the_demo_folder_as_output(tmp_path, capsys):
     demo = _demo(tmp_path, {"jin": "train"})
     assert main(["make-train-extra", "--demo", str(demo), "--out", str(demo)]) != 0
     assert "must not be the demo data set folder" in capsys.readouterr().err
+
+
+def test_cli_writes_clips_and_labels(tmp_path, data_dir, capsys):
+    demo = _demo(tmp_path, {"jin": "train", "multi0": "train", "multi1": "test"})
+    out = tmp_path / "extra"
+    args = ["make-train-extra", "--demo", str(demo), "--out", str(out), "--sources",
+            str(data_dir), "--clips", "1", "--swaps", "1", "--no-new-people", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    items = read_labels(out / "labels.csv")
+    assert len(items) == 4 + 3 and sum(it.label for it in items) == 2
+    assert all(it.path.is_file() for it in items[:4])
+    assert main([*args[:-1]]) == 0  # again, with a summary line
+    assert "4 extra training clips (2 real, 2 face swap)" in capsys.readouterr().out

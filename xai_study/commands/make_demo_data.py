@@ -97,22 +97,19 @@ def _register_extra(subparsers) -> None:
     p.set_defaults(func=run_extra)
 
 
-def run_extra(args: argparse.Namespace) -> int:
+def _generate_with_media(args: argparse.Namespace, total: int, make) -> list[dict]:
+    """Check ``--out``, extract the source media into a temporary folder and call
+    ``make(media, progress)`` under a progress bar of ``total`` clips."""
     import tempfile
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from xai_study.data.extra import generate_extra, planned_count
     from xai_study.data.sources import extract_media
 
-    out, demo = Path(args.out), Path(args.demo)
+    out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise_error(f"{out}: exists and is not a folder")
-    if out.resolve() == demo.resolve():
-        raise_error("--out must not be the demo data set folder")
-    people = () if args.no_new_people else None
-    total = planned_count(demo, args.clips, args.swaps, people)
     with tempfile.TemporaryDirectory() as tmp:
         media = extract_media(Path(args.sources) if args.sources else None, Path(tmp))
         bar = tqdm(total=total, disable=args.quiet, unit="clip", file=sys.stderr)
@@ -121,11 +118,34 @@ def run_extra(args: argparse.Namespace) -> int:
             bar.set_postfix_str(msg, refresh=False)
             bar.update(1)
 
-        rows = generate_extra(
-            demo, out, media, clips=args.clips, swaps=args.swaps, seed=args.seed,
-            people=people, progress=progress,
-        )  # fmt: skip
+        rows = make(media, progress)
         bar.close()
+    return rows
+
+
+def run_extra(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xai_study.data.extra import generate_extra, planned_count
+
+    out, demo = Path(args.out), Path(args.demo)
+    if out.resolve() == demo.resolve():
+        raise_error("--out must not be the demo data set folder")
+    people = () if args.no_new_people else None
+    rows = _generate_with_media(
+        args,
+        planned_count(demo, args.clips, args.swaps, people),
+        lambda media, progress: generate_extra(
+            demo,
+            out,
+            media,
+            clips=args.clips,
+            swaps=args.swaps,
+            seed=args.seed,
+            people=people,
+            progress=progress,
+        ),  # fmt: skip
+    )
     if not args.quiet:
         n_real = sum(r["label"] == "real" for r in rows)
         print(
@@ -136,31 +156,23 @@ def run_extra(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from xai_study.data.generate import generate, planned_count
-    from xai_study.data.sources import extract_media
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise_error(f"{out}: exists and is not a folder")
-    with tempfile.TemporaryDirectory() as tmp:
-        media = extract_media(Path(args.sources) if args.sources else None, Path(tmp))
-        total = planned_count(args.seed, args.limit, not args.no_selfblend)
-        bar = tqdm(total=total, disable=args.quiet, unit="clip", file=sys.stderr)
-
-        def progress(msg: str) -> None:
-            bar.set_postfix_str(msg, refresh=False)
-            bar.update(1)
-
-        rows = generate(
-            out, media, seed=args.seed, limit=args.limit, selfblend=not args.no_selfblend,
+    rows = _generate_with_media(
+        args,
+        planned_count(args.seed, args.limit, not args.no_selfblend),
+        lambda media, progress: generate(
+            out,
+            media,
+            seed=args.seed,
+            limit=args.limit,
+            selfblend=not args.no_selfblend,
             progress=progress,
-        )  # fmt: skip
-        bar.close()
+        ),  # fmt: skip
+    )
     if args.sheet:
         from xai_study.data.sheet import contact_sheet
 
