@@ -93,9 +93,7 @@ def generate_extra(
     """Write the extra clips, masks and the combined ``labels.csv`` into ``out``;
     returns the rows of the extra clips. ``people``: which :data:`EXTRA_PHOTOS` to add
     (default all; ``()`` only films the demo's training identities again)."""
-    from xai_study.data.encode import write_mp4
     from xai_study.data.geometry import yaw_ratio
-    from xai_study.data.masks import save_masks
     from xai_study.video import detect_faces, read_video
 
     if clips < 1 or swaps < 0:
@@ -127,16 +125,11 @@ def generate_extra(
     if swaps > 0 and len(frontal) <= swaps:
         raise XaiStudyError(f"--swaps {swaps} needs more than {swaps} frontal sources")
 
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 
     def add(vid, label, method, src, ident, frames, masks=None, target=""):
-        path = write_mp4(frames, out / "videos" / f"{vid}.mp4", fps=gen.FPS)
-        mask = save_masks(masks, out / "masks" / f"{vid}.npz") if masks is not None else ""
-        rows.append(
-            gen._row(vid, path, out, label, method, src, ident, "train", mask, target, len(frames))
-        )
+        rows.append(gen.write_clip(out, vid, frames, label, method, src, ident, "train",
+                                   masks, target))  # fmt: skip
         if progress:
             progress(vid)
 

@@ -383,7 +383,6 @@ def generate(
     ``limit`` keeps only the first ``limit`` real clips (and the fakes made from them),
     for quick checks; the clips that are made are identical to those of a full run.
     """
-    from xai_study.data.encode import write_mp4
     from xai_study.video import detect_faces
 
     def detect(frames, max_side=640):
@@ -409,34 +408,13 @@ def generate(
             )
         reals.append(RealClip(vid, ident, frames, lms, origin, splits[ident]))
     rows = []
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
     for rc in reals:
-        p = write_mp4(rc.frames, out / "videos" / f"{rc.video_id}.mp4", fps=FPS, crf=CRF)
-        rows.append(
-            _row(
-                rc.video_id,
-                p,
-                out,
-                "real",
-                "real",
-                rc.identity,
-                rc.identity,
-                rc.split,
-                "",
-                "",
-                len(rc.frames),
-            )
-        )
+        rows.append(write_clip(out, rc.video_id, rc.frames, "real", "real", rc.identity,
+                               rc.identity, rc.split))  # fmt: skip
 
     def write_fake(vid, method, src, rc, fake, masks) -> None:
-        p = write_mp4(fake, out / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
-        mp = save_masks(masks, out / "masks" / f"{vid}.npz")
-        rows.append(
-            _row(
-                vid, p, out, "fake", method, src, rc.identity, rc.split, mp, rc.video_id, len(fake)
-            )
-        )
+        rows.append(write_clip(out, vid, fake, "fake", method, src, rc.identity, rc.split,
+                               masks, rc.video_id))  # fmt: skip
 
     # face swaps: source = another identity of the same split (its photo, or for the
     # video-only identity a frame of its video)
@@ -497,7 +475,15 @@ def _source_yaw(ident: str, faces, reals, media, detect) -> float:
     return yaw_ratio(_source_face(ident, faces, reals, media, detect)[1])
 
 
-def _row(vid, path, out, label, method, src, tgt, split, mask_path, target_vid, n) -> dict:
+def write_clip(
+    out: Path, vid, frames, label, method, src, tgt, split, masks=None, target_vid=""
+) -> dict:
+    """Write ``out/videos/<vid>.mp4`` (and ``out/masks/<vid>.npz`` for a fake) and return
+    its labels.csv row."""
+    from xai_study.data.encode import write_mp4
+
+    path = write_mp4(frames, Path(out) / "videos" / f"{vid}.mp4", fps=FPS, crf=CRF)
+    mask_path = save_masks(masks, Path(out) / "masks" / f"{vid}.npz") if masks is not None else ""
     return {
         "video_id": vid,
         "path": Path(path).relative_to(out).as_posix(),
@@ -509,5 +495,5 @@ def _row(vid, path, out, label, method, src, tgt, split, mask_path, target_vid, 
         "mask_path": Path(mask_path).relative_to(out).as_posix() if mask_path else "",
         "target_video_id": target_vid,
         "fps": f"{FPS:g}",
-        "frames": n,
+        "frames": len(frames),
     }
