@@ -97,6 +97,29 @@ def test_same_seed_same_files(extra, tmp_path, data_dir):
         assert (again / r["path"]).read_bytes() == (out / r["path"]).read_bytes()
 
 
+def test_val_clips_film_validation_people_among_themselves(tmp_path, data_dir):
+    splits = {"jin": "train", "multi0": "val", "multi3": "val", "multi2": "test"}
+    demo = _demo(tmp_path, splits)
+    rows = generate_extra(demo, tmp_path / "o", data_dir, clips=1, swaps=1, seed=3,
+                          people=("hopper",), val_clips=1)  # fmt: skip
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    assert len(train) == 2 * 2 and len(val) == 2 * 2  # 2 people x 1 clip x (real + swap)
+    val_people = {r[k] for r in val for k in ("source_identity", "target_identity")}
+    train_people = {r[k] for r in train for k in ("source_identity", "target_identity")}
+    assert val_people == {"multi0", "multi3"} and train_people == {"jin", "hopper"}
+    # the training clips are the same as without --val-clips
+    plain = generate_extra(demo, tmp_path / "p", data_dir, clips=1, swaps=1, seed=3,
+                           people=("hopper",))  # fmt: skip
+    assert plain == train
+    items = read_labels(tmp_path / "o" / "labels.csv")
+    assert sum(it.split == "val" for it in items) == len(val) + 2
+    one_val = _demo(tmp_path, {"jin": "train", "multi0": "val"}, "one")
+    with pytest.raises(XaiStudyError, match="two frontal validation people"):
+        generate_extra(one_val, tmp_path / "q", data_dir, swaps=1, people=("hopper",),
+                       val_clips=1)  # fmt: skip
+
+
 def test_extra_people_photos_ship_with_installed_packages():
     for ident in ("hopper", "astronaut"):
         assert extra_photo(ident, Path("/nonexistent")).is_file()
@@ -135,4 +158,4 @@ def test_cli_writes_clips_and_labels(tmp_path, data_dir, capsys):
     assert len(items) == 4 + 3 and sum(it.label for it in items) == 2
     assert all(it.path.is_file() for it in items[:4])
     assert main([*args[:-1]]) == 0  # again, with a summary line
-    assert "4 extra training clips (2 real, 2 face swap)" in capsys.readouterr().out
+    assert "4 extra clips (2 real, 2 face swap; 4 train, 0 val)" in capsys.readouterr().out

