@@ -112,3 +112,39 @@ def test_participant_from_consent_to_completion_code(server):
         "small",
     )
     assert (row["checks_passed"], row["checks_total"]) == (1, 1)
+
+
+def test_participant_leaves_the_study_halfway(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, ctx = server
+    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        expect = sync_api.expect
+        expect.set_options(timeout=30000)
+        page.goto(url)  # no platform ids: the browser's stored token is the only link
+        expect(page.locator("#xs-withdraw")).to_be_hidden()  # nothing to leave yet
+        page.locator("#xs-agree").get_by_role("checkbox").check()
+        page.locator("#xs-start").click()
+        page.locator("#xs-screen").get_by_text("Large").click()
+        page.locator("#xs-familiarity").get_by_text("No", exact=True).click()
+        page.locator("#xs-demo-next").click()
+        page.locator("#xs-q1").get_by_text("Video 1").click()
+        page.locator("#xs-q1-next").click()
+        expect(page.locator("#xs-progress")).to_contain_text("question 2")
+        page.locator("#xs-withdraw-open").get_by_text("Leave the study").first.click()
+        expect(page.locator("#xs-erase").get_by_role("checkbox")).to_be_checked()
+        page.locator("#xs-withdraw-btn").click()
+        expect(page.locator("#xs-code")).to_contain_text("Your answers were deleted")
+        expect(page.locator("#xs-section")).to_be_hidden()
+        expect(page.locator("#xs-withdraw")).to_be_hidden()
+        page.reload()  # still gone, not back at the consent page
+        expect(page.locator("#xs-code")).to_contain_text("You have left the study")
+        expect(page.locator("#xs-consent")).to_be_hidden()
+        browser.close()
+    parts = ctx.db.participants_frame()
+    gone = parts[parts["status"] == "withdrawn"]
+    assert len(gone) == 1
+    assert ctx.db.answers(gone.iloc[0]["participant_id"]) == []
+    assert (parts["status"] == "completed").sum() == 1  # the other participant is kept

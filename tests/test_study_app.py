@@ -77,6 +77,25 @@ def test_participant_over_http(server):
     assert len(db.answers(par.id)) == 3
 
 
+def test_participant_leaves_the_study_over_http(server):
+    c = server["client"]
+    tok = c.predict(None, True, api_name="/consent")[IDX["token"]]
+    r = c.predict(tok, "large", "yes", api_name="/demographics")
+    r = c.predict(tok, r[IDX["item"]], "video1", api_name="/q1")
+    r = c.predict(tok, True, api_name="/withdraw")
+    assert "You have left the study" in r[IDX["code"]]["value"]
+    assert "deleted" in r[IDX["code"]]["value"]
+    db = server["ctx"].db
+    par = db.participant_by_token(tok)
+    assert par.status == "withdrawn" and db.answers(par.id) == []
+    r = c.predict(tok, api_name="/resume")  # a reload shows the same page, no code
+    assert "You have left the study" in r[IDX["code"]]["value"]
+    r = c.predict(tok, "s01", "video1", api_name="/q1")
+    assert "withdrawn" in r[IDX["message"]]
+    r = c.predict("forged-token", True, api_name="/withdraw")
+    assert "not found" in r[IDX["message"]]
+
+
 def test_forged_calls_are_rejected(server):
     c = server["client"]
     db = server["ctx"].db

@@ -47,8 +47,10 @@ def test_withdraw_leaves_the_participant_out_and_closes_the_session(setup, capsy
     after = analyze(*load_database(survey.db, survey.study.name))
     assert after.overview["withdrawn"] == 1
     assert after.overview["participants"] == before.overview["participants"] - 1
+    step = survey.step(gone.token)  # a reload shows no completion code ...
+    assert step.kind == "withdrawn" and not step.code and not step.deleted
     with pytest.raises(SurveyError, match="withdrawn"):
-        survey.step(gone.token)  # a reload shows no completion code ...
+        survey.submit_check(gone.token, "ac1", "Blue")  # ... and takes no more answers
     assert survey.db.get_participant(gone.id).status == "withdrawn"  # ... nor re-completes
     survey.step(people[0].token)  # the others go on
 
@@ -71,3 +73,31 @@ def test_withdraw_errors(setup, tmp_path, capsys):
     assert "no participant 'nobody'" in capsys.readouterr().err
     assert main(["withdraw", "--db", f"sqlite:///{tmp_path / 'missing.db'}", "x"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_participant_withdraws_from_the_survey_page(setup):
+    survey, _, people = setup
+    # halfway through: one section answered, then "Leave the study" keeping the answers
+    par = survey.consent(True, {"PROLIFIC_PID": "mid"})
+    step = survey.submit_demographics(par.token, "small", "no")
+    survey.submit_section(par.token, step.section["section"], "video1", "A")
+    step = survey.withdraw(par.token, False)
+    assert step.kind == "withdrawn" and not step.deleted and not step.code
+    assert survey.db.get_participant(par.id).status == "withdrawn"
+    assert len(survey.db.answers(par.id)) == 1
+    with pytest.raises(SurveyError, match="withdrawn"):
+        survey.submit_q1(par.token, "s02", "video1")
+    # deleting afterwards is still possible; repeating is harmless
+    step = survey.withdraw(par.token, True)
+    assert step.deleted and survey.db.answers(par.id) == []
+    assert survey.withdraw(par.token, True).kind == "withdrawn"
+    assert survey.step(par.token).deleted  # what a reload shows
+    # after completion too; nobody else is touched
+    assert survey.withdraw(people[2].token, True).deleted
+    assert len(survey.db.answers(people[0].id)) == 2
+    assert survey.step(people[0].token).kind == "complete"
+    with pytest.raises(SurveyError, match="not found"):
+        survey.withdraw("forged", True)
+    with pytest.raises(SurveyError, match="invalid"):
+        survey.withdraw(people[0].token, "yes please")
+    assert survey.db.get_participant(people[0].id).status == "completed"

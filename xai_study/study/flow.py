@@ -39,7 +39,7 @@ class SurveyError(XaiStudyError):
 @dataclass
 class Step:
     """Where a participant is. ``kind`` is consent / demographics / section / check /
-    complete; ``position`` is the 1-based section number (for a check, the section it
+    complete / withdrawn; ``position`` is the 1-based section number (for a check, the section it
     follows)."""
 
     kind: str
@@ -51,6 +51,7 @@ class Step:
     check: Any = None
     code: str = ""
     redirect: str = ""
+    deleted: bool = False  # withdrawn: the answers were erased
 
     @property
     def progress(self) -> str:
@@ -151,9 +152,10 @@ class Survey:
         total = self.study.sections_shown
         if par is None:
             return Step("consent", total=total)
-        if par.status == "withdrawn":  # not "complete": no code, and no status change
-            raise SurveyError("you have withdrawn from this study")
         total = len(par.assignment_dict()["sections"])
+        if par.status == "withdrawn":  # not "complete": no code, and no status change
+            kept = par.demographics_at is not None or bool(self.db.answers(par.id))
+            return Step("withdrawn", total=total, deleted=not kept)
         if par.demographics_at is None:
             return Step("demographics", total=total)
         rows = {a.section: a for a in self.db.answers(par.id)}
@@ -309,6 +311,21 @@ class Survey:
             answered_at=now,
             time_spent_s=(now - shown).total_seconds() if shown else None,
         )
+        return self.step(token)
+
+    def withdraw(self, token: str | None, delete: Any = False) -> Step:
+        """The participant leaves the study from the survey page: status ``withdrawn``
+        (left out of every analysis, no more answers, no completion code) and, with
+        ``delete``, their answers, checks, demographics and platform ids erased (the
+        same as ``xai-study withdraw --delete``). Repeating it is harmless; deleting
+        later is still possible."""
+        par = self.participant(token)
+        if par is None:
+            raise SurveyError("your session was not found: please reload the page")
+        if delete not in (True, False, None):
+            raise SurveyError("invalid withdrawal request")
+        if par.status != "withdrawn" or delete:
+            self.db.withdraw(par.id, delete=bool(delete))
         return self.step(token)
 
     def _previous_time(self, par: Participant) -> _dt.datetime | None:

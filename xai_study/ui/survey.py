@@ -57,9 +57,10 @@ camera/microphone data is collected. Nothing is stored before you agree below.
 **How long we keep it.** {html.escape(st.retention)}. Results are published only in
 aggregate.
 
-**Withdrawing.** You can stop at any time by closing the page. To have the answers you
-already gave deleted, write to {html.escape(st.contact)} with the participant id shown
-at the top of the survey.
+**Withdrawing.** You can stop at any time by closing the page, or leave with "Leave the
+study" at the bottom of every page, which can also delete the answers you gave. Later,
+write to {html.escape(st.contact)} with the participant id shown at the top of the
+survey.
 
 The survey has {st.sections_shown} short sections (a few minutes in all).
 """
@@ -166,6 +167,21 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
     with gr.Column(visible=False, elem_id="xs-done") as done_col:
         done_md = gr.Markdown("", elem_id="xs-code")
 
+    with (
+        gr.Column(visible=False, elem_id="xs-withdraw") as withdraw_col,
+        gr.Accordion("Leave the study", open=False, elem_id="xs-withdraw-open"),
+    ):
+        gr.Markdown(
+            "You can leave at any time. Your answers are then left out of the study "
+            "and you will not get a completion code."
+        )
+        erase = gr.Checkbox(
+            label="Also delete the answers I have given", value=True, elem_id="xs-erase"
+        )
+        withdraw_btn = gr.Button(
+            "Leave the study", variant="stop", size="sm", elem_id="xs-withdraw-btn"
+        )
+
     outputs = [
         browser_token,
         token,
@@ -177,6 +193,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         section_col,
         check_col,
         done_col,
+        withdraw_col,
         part1,
         part2,
         progress,
@@ -194,7 +211,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
     def view(step: Step, tok: str | None, msg: str = "") -> list[Any]:
         """Component updates for a step."""
         vis = {k: step.kind == k for k in ("consent", "demographics", "section", "check")}
-        vis["complete"] = step.kind == "complete"
+        vis["complete"] = step.kind in ("complete", "withdrawn")
         par_id = ""
         if tok:
             par = survey.participant(tok)
@@ -231,6 +248,20 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
                 gr.update(value=f"### {html.escape(step.check.question)}"),
                 *[gr.update(visible=cid == step.check.id, value=None) for cid in check_radios],
             ]
+        elif step.kind == "withdrawn":
+            text = "## You have left the study.\n\n"
+            if step.deleted:
+                text += "Your answers were deleted."
+            else:
+                text += (
+                    "Your answers are left out of the study. To have them deleted, write to "
+                    f"{html.escape(st.contact)} with your participant id."
+                )
+            text += (
+                "\n\nIf you came from a recruiting platform (such as Prolific), please "
+                "return your submission there. You can close this page."
+            )
+            done = gr.update(value=text)
         elif step.kind == "complete":
             code = html.escape(step.code)
             text = (
@@ -252,6 +283,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             gr.update(visible=vis["section"]),
             gr.update(visible=vis["check"]),
             gr.update(visible=vis["complete"]),
+            gr.update(visible=step.kind in ("demographics", "section", "check", "complete")),
             *sec_updates[:2],
             prog,
             *sec_updates[2:],
@@ -314,6 +346,12 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         except XaiStudyError as exc:
             return error_view(str(exc))
 
+    def on_withdraw(tok: str, delete: bool):
+        try:
+            return view(survey.withdraw(tok, delete), tok)
+        except XaiStudyError as exc:
+            return error_view(str(exc))
+
     common = {"outputs": outputs, "trigger_mode": "once", "show_progress": "minimal"}
     blocks.load(on_resume, inputs=[browser_token], api_name="resume", **common)
     consent_btn.click(on_consent, inputs=[token, agree], api_name="consent", **common)
@@ -325,4 +363,5 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
     check_btn.click(
         on_check, inputs=[token, item_id, *check_radios.values()], api_name="check", **common
     )
+    withdraw_btn.click(on_withdraw, inputs=[token, erase], api_name="withdraw", **common)
     return {"outputs": outputs, "token": token}
