@@ -3,13 +3,12 @@ consent page to the completion code, with a reload in the middle (resume)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from pathlib import Path
 
 import pytest
-from browser_util import CHROMIUM, launch
+from browser_util import CHROMIUM, chromium_page
 from study_util import make_study
 
 from xai_study.study.db import Database
@@ -41,14 +40,8 @@ def server(tmp_path_factory):
 
 
 def test_participant_from_consent_to_completion_code(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, ctx = server
-    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        expect = sync_api.expect
-        expect.set_options(timeout=30000)
+    with chromium_page(viewport={"width": 390, "height": 844}) as (page, expect):  # a phone
         page.goto(f"{url}?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
         expect(page.locator("#xs-start")).to_be_visible()
         # participants get no navigation bar (no "Home" link to the admin pages)
@@ -97,7 +90,6 @@ def test_participant_from_consent_to_completion_code(server):
         # nothing wider than the phone screen
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 2, width
-        browser.close()
 
     frame = ctx.db.responses_frame()
     assert len(frame) == 2
@@ -115,14 +107,8 @@ def test_participant_from_consent_to_completion_code(server):
 
 
 def test_participant_leaves_the_study_halfway(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, ctx = server
-    os.environ.setdefault("PLAYWRIGHT_BROWSERS_PATH", "0")
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        expect = sync_api.expect
-        expect.set_options(timeout=30000)
+    with chromium_page(viewport={"width": 1280, "height": 900}) as (page, expect):
         page.goto(url)  # no platform ids: the browser's stored token is the only link
         expect(page.locator("#xs-withdraw")).to_be_hidden()  # nothing to leave yet
         page.locator("#xs-agree").get_by_role("checkbox").check()
@@ -142,7 +128,6 @@ def test_participant_leaves_the_study_halfway(server):
         page.reload()  # still gone, not back at the consent page
         expect(page.locator("#xs-code")).to_contain_text("You have left the study")
         expect(page.locator("#xs-consent")).to_be_hidden()
-        browser.close()
     parts = ctx.db.participants_frame()
     gone = parts[parts["status"] == "withdrawn"]
     assert len(gone) == 1
