@@ -87,7 +87,7 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         f"{td['frames_per_video']} per video"
         + (f", plus {n_sbi} self-blended pseudo-fakes of the real crops" if n_sbi else "")
         + f"); validation: {td['val_videos']} videos of the demo data set's validation people"
-        + (" (with `--val-clips`)." if td["val_videos"] > 12 else "."),
+        + (" (with `--val-clips`)." if "--val-clips" in data_command else "."),
         "No validation or test person is in the training data.",
         "",
         "Exact commands (repository root, 2 CPU cores: about 4 minutes for the data, about",

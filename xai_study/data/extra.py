@@ -128,11 +128,17 @@ def generate_extra(
         return detect_faces(frames, max_side=max_side)
 
     faces = gen.PhotoFaces(Path(media), detect)
-    source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for ident in ids:
-        if ident not in faces:
-            raise XaiStudyError(f"training identity {ident!r} has no photo to film")
-        source[ident] = faces[ident]
+
+    def demo_photos(idents: list[str], role: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        missing = [i for i in idents if i not in faces]
+        if missing:
+            raise XaiStudyError(f"{role} identity {missing[0]!r} has no photo to film")
+        return {i: faces[i] for i in idents}
+
+    def frontal_of(photos: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[str]:
+        return [i for i, (_, lm) in photos.items() if yaw_ratio(lm) <= gen.MAX_SOURCE_YAW]
+
+    source = demo_photos(ids, "training")
     for ident in EXTRA_PHOTOS if people is None else people:
         if ident not in EXTRA_PHOTOS:
             raise XaiStudyError(f"unknown extra person {ident!r} ({', '.join(EXTRA_PHOTOS)})")
@@ -143,16 +149,12 @@ def generate_extra(
         big = max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         source[ident] = (img, big.landmarks.astype(np.float64))
     everyone = list(source)
-    frontal = [i for i in everyone if yaw_ratio(source[i][1]) <= gen.MAX_SOURCE_YAW]
+    frontal = frontal_of(source)
     if swaps > 0 and len(frontal) <= swaps:
         raise XaiStudyError(f"--swaps {swaps} needs more than {swaps} frontal sources")
 
-    val_source = {}
-    for ident in val_ids:
-        if ident not in faces:
-            raise XaiStudyError(f"validation identity {ident!r} has no photo to film")
-        val_source[ident] = faces[ident]
-    val_frontal = [i for i in val_ids if yaw_ratio(val_source[i][1]) <= gen.MAX_SOURCE_YAW]
+    val_source = demo_photos(val_ids, "validation")
+    val_frontal = frontal_of(val_source)
     if val_clips and swaps > 0 and len(val_frontal) < 2:
         raise XaiStudyError("--val-clips with --swaps needs two frontal validation people")
 
