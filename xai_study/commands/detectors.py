@@ -70,6 +70,16 @@ def register(subparsers) -> None:
         "detector learns blending artefacts rather than identities (default 0)",
     )
     p.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        default=None,
+        help="start from another detector's weights (demo name, checkpoint or "
+        "icpr2020dfdc file with the same backbone): tensors whose name and shape match "
+        "are copied, the rest (attention modules, a new head) start fresh; e.g. "
+        "bonettini or ltpa from a trained plain detector, as icpr2020dfdc fine-tunes "
+        "its auto-attention B4 from the plain B4",
+    )
+    p.add_argument(
         "--no-feature-cache",
         action="store_true",
         help="with --freeze-stages: run the frozen trunk every step instead",
@@ -174,6 +184,7 @@ def _train(args) -> int:
         aug=not args.no_aug,
         aug_copies=args.aug_copies,
         sbi_copies=args.sbi_copies,
+        init=args.init,
         feature_cache=not args.no_feature_cache,
         command=cmd,
     )

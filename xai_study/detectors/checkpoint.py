@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from xai_study.errors import CheckpointError, XaiStudyError
@@ -179,3 +180,50 @@ def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = 
     model.meta = obj.get("meta", {})
     model.source = str(p)
     return model.to(device).eval()
+
+
+def warm_start(model: torch.nn.Module, name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """Initialise ``model`` from another detector's weights, as ``--init`` of
+    icpr2020dfdc's ``train_binclass.py`` does: every tensor whose name and shape match
+    is copied, the rest (an attention module, a differently shaped classifier) keeps its
+    fresh initialisation. The source is a demo name, a project checkpoint or an
+    icpr2020dfdc state dict; it must share the backbone and the input normalisation.
+    Returns what was done, for the new checkpoint's metadata."""
+    import hashlib
+
+    src = load_detector(name_or_path)
+    s_cfg, t_cfg = src.config, model.config
+    for key in ("backbone", "mean", "std"):
+        a, b = s_cfg.get(key), t_cfg.get(key)
+        same = a == b if key == "backbone" else np.allclose(a, b, rtol=0, atol=1e-6)
+        if not same:
+            raise XaiStudyError(
+                f"--init {name_or_path}: its {key} is {s_cfg.get(key)!r}, "
+                f"the new model's is {t_cfg.get(key)!r}"
+            )
+    pad = s_cfg.get("same_padding_size")
+    if pad and t_cfg.get("same_padding_size") != pad and hasattr(model, "backbone"):
+        from xai_study.detectors.icpr import freeze_same_padding
+
+        freeze_same_padding(model.backbone, int(pad))
+        model.config["same_padding_size"] = int(pad)
+    source = src.state_dict()
+    target = model.state_dict()
+    take = {
+        k: v.to(target[k].dtype)
+        for k, v in source.items()
+        if k in target and tuple(v.shape) == tuple(target[k].shape)
+    }
+    if not any(k.startswith("backbone.") for k in take):
+        raise XaiStudyError(f"--init {name_or_path}: no backbone weights fit the new model")
+    model.load_state_dict(take, strict=False)
+    new = sorted({k.split(".")[0] for k in target if k not in take})
+    h = hashlib.sha256(resolve_model(name_or_path).read_bytes()).hexdigest()
+    return {
+        "source": str(name_or_path),
+        "sha256": h,
+        "arch": s_cfg.get("arch"),
+        "copied": len(take),
+        "total": len(target),
+        "new": new,
+    }

@@ -52,6 +52,7 @@ class TrainConfig:
     aug: bool = True
     aug_copies: int = 3
     sbi_copies: int = 0
+    init: str | None = None
     feature_cache: bool = True
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -295,6 +296,15 @@ def train_detector(
     model = create_detector(
         cfg.arch, cfg.backbone, cfg.size, pretrained=cfg.pretrained, dropout=cfg.dropout
     ).to(device)
+    init_info = None
+    if cfg.init:
+        from xai_study.detectors.checkpoint import warm_start
+
+        init_info = warm_start(model, cfg.init)
+        log(
+            f"initialised {init_info['copied']} of {init_info['total']} weight tensors from "
+            f"{cfg.init}; new: {', '.join(init_info['new']) or 'none'}"
+        )
     frozen = freeze_early(model, cfg.freeze_stages)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -358,6 +368,7 @@ def train_detector(
             "skipped": train_set.skipped + val_set.skipped,
         },
         "command": cfg.command,
+        "init": init_info,
         "train_config": {k: v for k, v in asdict(cfg).items() if k not in ("extra", "command")},
         "versions": {"torch": torch.__version__},
     }
