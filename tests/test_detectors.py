@@ -217,3 +217,32 @@ def test_binary_metrics_known_answers() -> None:
     assert perfect["eer"] == 0 and perfect["auc"] == 1
     one_class = binary_metrics(np.zeros(3), np.array([0.1, 0.2, 0.3]))
     assert one_class["auc"] is None and one_class["eer"] is None
+
+
+def test_choose_threshold_known_answers() -> None:
+    from xai_study.detectors.evaluate import choose_threshold
+
+    # separable: halfway in logit space between the highest real and the lowest fake
+    t = choose_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
+    assert t["p_fake"] == pytest.approx(0.5) and t["balanced_accuracy"] == 1.0
+    t = choose_threshold([0, 0, 1, 1], [0.9, 0.95, 0.99, 0.999])
+    z = (np.log(0.95 / 0.05) + np.log(0.99 / 0.01)) / 2
+    assert t["p_fake"] == pytest.approx(1 / (1 + np.exp(-z))) and t["balanced_accuracy"] == 1.0
+    # overlapping: the best balanced accuracy is 0.75, reached between 0.1|0.5 and
+    # between 0.6|0.9; of the two the middle (lower) one is taken
+    t = choose_threshold([0, 1, 0, 1], [0.1, 0.5, 0.6, 0.9])
+    assert t["balanced_accuracy"] == 0.75
+    assert 0.1 < t["p_fake"] < 0.5
+    with pytest.raises(ValueError, match="real and fake"):
+        choose_threshold([1, 1], [0.2, 0.3])
+    # saturated thresholds stay readable
+    from xai_study.detectors.evaluate import format_p
+
+    assert [format_p(p) for p in (0.5, 0.92528, 1 - 2.2e-9)] == ["0.5", "0.9253", "1 - 2.2e-09"]
+
+
+def test_detector_threshold_comes_from_the_checkpoint(tmp_path) -> None:
+    det = create_detector("plain", "efficientnet_lite0", 64, pretrained=False)
+    assert det.threshold == 0.5
+    save_checkpoint(det, tmp_path / "t.pt", meta={"threshold": {"p_fake": 0.97}})
+    assert load_detector(tmp_path / "t.pt").threshold == 0.97

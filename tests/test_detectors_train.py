@@ -143,10 +143,17 @@ def test_train_evaluate_detect(tiny_data: Path, tmp_path, freeze: int, capsys) -
             "--quiet",
             "--json",
             "--save-to-checkpoint",
+            "--save-threshold",
         ]
     )
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
+    saved = load_detector(out)
+    chosen = saved.meta["threshold"]
+    assert chosen["split"] == "val" and chosen["n_videos"] == 2 and 0 < chosen["p_fake"] < 1
+    assert saved.threshold == chosen["p_fake"]
+    assert metrics["at_threshold"]["threshold"] == chosen["p_fake"]
+    assert metrics["at_threshold"]["video_balanced_accuracy"] == chosen["balanced_accuracy"]
     assert metrics["frame"]["n"] == 12 and metrics["video"]["n"] == 2
     assert metrics["frame"]["auc"] == pytest.approx(best["val_frame_auc"], abs=0.03)
     assert metrics["video"]["auc"] == pytest.approx(best["val_video_auc"], abs=1e-9)
@@ -167,6 +174,8 @@ def test_train_evaluate_detect(tiny_data: Path, tmp_path, freeze: int, capsys) -
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {"p_fake", "frame_scores", "model"}
+    assert res["threshold"] == chosen["p_fake"]
+    assert res["label"] == ("fake" if res["p_fake"] >= chosen["p_fake"] else "real")
     assert len(res["frame_scores"]) == 4
     logits = np.array(res["frame_logits"])
     assert res["p_fake"] == pytest.approx(float(torch.sigmoid(torch.tensor(logits.mean()))))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -52,6 +53,10 @@ def test_analysis_verdict_and_explanations(analysis, detectors):
     np.testing.assert_allclose(result.frame_logits, plain.frame_logits(clip.frames), rtol=1e-5)
     np.testing.assert_allclose(result.frame_scores, 1 / (1 + np.exp(-result.frame_logits)))
     assert result.verdict == ("fake" if result.p_fake >= 0.5 else "real")
+    # the verdict uses the plain detector's threshold (0.5 without a stored one)
+    assert result.threshold == 0.5 and result.summary()["threshold"] == 0.5
+    assert dataclasses.replace(result, threshold=result.p_fake).verdict == "fake"
+    assert dataclasses.replace(result, threshold=result.p_fake + 1e-9).verdict == "real"
     for name, expl in result.explanations.items():
         assert expl.maps.shape == clip.frames.shape[:3], name
     # the attention explainers ran on their own detectors, the others on the plain one

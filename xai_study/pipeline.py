@@ -103,10 +103,11 @@ class Analysis:
     grid: Path | None = None
     summary_path: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    threshold: float = 0.5  # the plain detector's decision threshold
 
     @property
     def verdict(self) -> str:
-        return "fake" if self.p_fake >= 0.5 else "real"
+        return "fake" if self.p_fake >= self.threshold else "real"
 
     def summary(self) -> dict[str, Any]:
         clip = self.clip
@@ -114,6 +115,7 @@ class Analysis:
             "source": self.source,
             "verdict": self.verdict,
             "p_fake": round(float(self.p_fake), 6),
+            "threshold": round(float(self.threshold), 6),
             "frame_scores": [round(float(s), 6) for s in self.frame_scores],
             "frame_indices": [int(i) for i in clip.frame_indices],
             "timestamps": [round(float(t), 4) for t in clip.timestamps],
@@ -338,6 +340,7 @@ def analyse_video(
         target=target,
         detectors=used,
         seconds=seconds,
+        threshold=float(getattr(plain, "threshold", 0.5)),
     )
 
     # 4. files

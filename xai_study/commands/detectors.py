@@ -134,10 +134,13 @@ def register(subparsers) -> None:
         help="AUC / balanced accuracy of a detector on a split of a labels CSV",
         description=(
             "Score every video of one split and report video-level and frame-level AUC, "
-            "balanced accuracy (threshold 0.5), EER and AP. Writes metrics.json, "
-            "per_video.csv and ROC/DET plots to --out.\n\nexample:\n"
+            "balanced accuracy (at 0.5, and at the checkpoint's own threshold when it has "
+            "one), EER and AP. Writes metrics.json, per_video.csv and ROC/DET plots to "
+            "--out.\n\nexamples:\n"
             "  xai-study evaluate-detector --model plain "
-            "--data study_data/demo_data/labels.csv --split test --out runs/eval_plain"
+            "--data study_data/demo_data/labels.csv --split test --out runs/eval_plain\n"
+            "  xai-study evaluate-detector --model runs/my.pt --data labels.csv --split val "
+            "--save-threshold"
         ),
         formatter_class=fmt,
     )
@@ -151,6 +154,13 @@ def register(subparsers) -> None:
         "--save-to-checkpoint",
         action="store_true",
         help="also store the metrics in the checkpoint's metadata (meta.metrics.SPLIT)",
+    )
+    p.add_argument(
+        "--save-threshold",
+        action="store_true",
+        help="choose the video P(fake) threshold with the highest balanced accuracy on "
+        "this split and store it in the checkpoint: detect, explain and the demo then "
+        "call a video fake at or above it instead of 0.5 (use a validation split)",
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -205,6 +215,7 @@ def _detect(args) -> int:
     import numpy as np
 
     from xai_study.detectors import load_detector
+    from xai_study.detectors.evaluate import format_p
     from xai_study.detectors.models import aggregate_logits
     from xai_study.errors import XaiStudyError
     from xai_study.video.clip import extract_face_clip
@@ -219,7 +230,8 @@ def _detect(args) -> int:
     scores = (1 / (1 + np.exp(-logits.astype(np.float64)))).tolist()
     result = {
         "p_fake": p,
-        "label": "fake" if p >= 0.5 else "real",
+        "label": "fake" if p >= det.threshold else "real",
+        "threshold": det.threshold,
         "frame_scores": scores,
         "frame_logits": logits.astype(float).tolist(),
         "frame_indices": clip.frame_indices.astype(int).tolist(),
@@ -232,7 +244,10 @@ def _detect(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{args.video}: P(fake) = {p:.4f} ({result['label']}), model {args.model}")
+        print(
+            f"{args.video}: P(fake) = {format_p(p)} ({result['label']} at threshold "
+            f"{format_p(det.threshold)}), model {args.model}"
+        )
         print(
             f"{len(scores)} of {clip.frames_sampled} sampled frames with a face; "
             f"frame P(fake) min {min(scores):.3f} median {float(np.median(scores)):.3f} "
@@ -244,15 +259,19 @@ def _detect(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
+    import numpy as np
     import torch
 
     from xai_study.detectors import load_detector
     from xai_study.detectors.checkpoint import read_checkpoint, resolve_model
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import (
+        binary_metrics,
+        choose_threshold,
         clean_json,
         dump_json,
         evaluate_faceset,
+        format_p,
         plot_roc_det,
         write_per_video_csv,
     )
@@ -271,6 +290,32 @@ def _evaluate(args) -> int:
         desc=f"faces ({args.split})",
     )
     res = evaluate_faceset(det, faces, progress=not args.quiet)
+    path = resolve_model(args.model)
+    if args.save_to_checkpoint or args.save_threshold:
+        obj = read_checkpoint(path)
+        if obj.get("format") != "xai-study-detector":
+            flag = "--save-threshold" if args.save_threshold else "--save-to-checkpoint"
+            raise XaiStudyError(f"{flag} needs a project checkpoint")
+    chosen = None
+    if args.save_threshold:
+        if args.split == "test":
+            print(
+                "note: a threshold chosen on the test split makes test figures optimistic",
+                file=sys.stderr,
+            )
+        try:
+            chosen = choose_threshold(faces.video_labels(), res["video_scores"])
+        except ValueError as exc:
+            raise XaiStudyError(f"--save-threshold: {exc} in split {args.split!r}") from None
+        det.meta = dict(getattr(det, "meta", {}) or {}, threshold=chosen)
+    at = None
+    if det.threshold != 0.5:
+        t = det.threshold
+        vb = binary_metrics(faces.video_labels(), res["video_scores"], t)["balanced_accuracy"]
+        fb = binary_metrics(faces.labels, 1 / (1 + np.exp(-res["frame_logits"])), t)[
+            "balanced_accuracy"
+        ]
+        at = {"threshold": t, "video_balanced_accuracy": vb, "frame_balanced_accuracy": fb}
     metrics = {
         "model": args.model,
         "data": args.data,
@@ -281,6 +326,8 @@ def _evaluate(args) -> int:
         "frame": res["frame"],
         "skipped": faces.skipped,
     }
+    if at is not None:
+        metrics["at_threshold"] = at
     if args.out:
         out = Path(args.out)
         dump_json(metrics, out / "metrics.json")
@@ -290,19 +337,30 @@ def _evaluate(args) -> int:
         )
         plot_roc_det(
             faces.labels,
-            1 / (1 + __import__("numpy").exp(-res["frame_logits"])),
+            1 / (1 + np.exp(-res["frame_logits"])),
             out / "frame",
             title=f"{args.split} (frame)",
         )
-    if args.save_to_checkpoint:
-        path = resolve_model(args.model)
-        obj = read_checkpoint(path)
-        if obj.get("format") != "xai-study-detector":
-            raise XaiStudyError("--save-to-checkpoint needs a project checkpoint")
-        obj.setdefault("meta", {}).setdefault("metrics", {})[args.split] = clean_json(
-            {k: metrics[k] for k in ("data", "frames_per_video", "video", "frame")}
-        )
-        torch.save(obj, path)
+    if args.save_to_checkpoint or args.save_threshold:
+        meta = obj.setdefault("meta", {})
+        if args.save_to_checkpoint:
+            meta.setdefault("metrics", {})[args.split] = clean_json(
+                {k: metrics[k] for k in ("data", "frames_per_video", "video", "frame")}
+            )
+        if chosen is not None:
+            meta["threshold"] = clean_json(
+                dict(
+                    chosen,
+                    rule="highest video balanced accuracy",
+                    split=args.split,
+                    data=str(args.data),
+                    frames_per_video=args.frames,
+                    n_videos=len(faces.items),
+                )
+            )
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(obj, tmp)
+        tmp.replace(path)
     if args.json:
         print(json.dumps(clean_json(metrics), indent=2))
     else:
@@ -316,6 +374,13 @@ def _evaluate(args) -> int:
             f"EER {_f(v['eer'])}  AP {_f(v['ap'])}"
         )
         print(f"  frame AUC {_f(f['auc'])}  balanced acc {_f(f['balanced_accuracy'])}")
+        if at is not None:
+            print(
+                f"  at threshold {format_p(at['threshold'])}: video balanced acc "
+                f"{_f(at['video_balanced_accuracy'])}, frame {_f(at['frame_balanced_accuracy'])}"
+            )
+        if chosen is not None:
+            print(f"  threshold {format_p(chosen['p_fake'])} saved to {path}")
         if faces.skipped:
             print(f"  skipped {len(faces.skipped)} video(s) without a usable face")
     return 0

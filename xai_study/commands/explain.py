@@ -209,9 +209,12 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+    from xai_study.detectors.evaluate import format_p
+
     print(
-        f"{analysis.verdict}: P(fake) = {analysis.p_fake:.3f} over {len(analysis.clip.frames)} "
-        f"frames; wrote {len(analysis.files)} animations, grid.mp4 and summary.json to {args.out}"
+        f"{analysis.verdict}: P(fake) = {format_p(analysis.p_fake)} (fake at ≥ "
+        f"{format_p(analysis.threshold)}) over {len(analysis.clip.frames)} frames; "
+        f"wrote {len(analysis.files)} animations, grid.mp4 and summary.json to {args.out}"
     )
     for name, expl in analysis.explanations.items():
         print(f"  {name:22s} {expl.seconds:7.1f} s  {analysis.files.get(name, '')}")

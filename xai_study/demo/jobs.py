@@ -11,6 +11,7 @@ detector's per-frame confidence (future work 2).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,19 @@ class DemoSettings:
         d["explainers"] = sorted(d["explainers"])
         d["version"] = CACHE_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def demo_checkpoints_id() -> str:
+    """Identifies the demo checkpoints in ``models/`` by content, so that cached demo
+    results are not reused after a checkpoint (or its threshold) changes."""
+    from xai_study.detectors.checkpoint import DEMO_MODELS, MODELS_DIR
+
+    parts = []
+    for name in DEMO_MODELS:
+        p = MODELS_DIR / f"{name}.pt"
+        parts.append(file_sha256(p)[:12] if p.exists() else "missing")
+    return "demo-checkpoints:" + "-".join(parts)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -143,6 +157,7 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     cached: bool = False
+    threshold: float = 0.5
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -304,6 +319,7 @@ def _compute(p, settings, key, tmp, detectors, progress, cancel) -> DemoResult:
         folder=tmp,
         verdict=analysis.verdict,
         p_fake=float(analysis.p_fake),
+        threshold=float(analysis.threshold),
         frame_scores=[float(s) for s in analysis.frame_scores],
         timestamps=[float(t) for t in clip.timestamps],
         animations=animations,

@@ -54,6 +54,35 @@ def binary_metrics(labels: np.ndarray, p_fake: np.ndarray, threshold: float = 0.
     return out
 
 
+def choose_threshold(labels: np.ndarray, p_fake: np.ndarray) -> dict[str, float]:
+    """The P(fake) threshold with the highest balanced accuracy on labelled scores.
+
+    Candidates lie halfway (in logit space) between consecutive distinct scores, plus one
+    below the lowest and one above the highest; among equally good candidates the middle
+    one is taken. Needs both classes."""
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    s = np.clip(np.asarray(p_fake, dtype=np.float64).reshape(-1), 1e-12, 1 - 1e-12)
+    if not (y.size and 0 < y.sum() < y.size):
+        raise ValueError("choosing a threshold needs real and fake videos")
+    z = np.unique(np.log(s / (1 - s)))
+    cands = np.concatenate([[z[0] - 1.0], (z[:-1] + z[1:]) / 2, [z[-1] + 1.0]])
+    logit = np.log(s / (1 - s))
+    pred = logit[None, :] >= cands[:, None]  # (candidates, videos)
+    tpr = (pred & (y == 1)).sum(1) / (y == 1).sum()
+    tnr = (~pred & (y == 0)).sum(1) / (y == 0).sum()
+    bal = (tpr + tnr) / 2
+    best = np.flatnonzero(np.isclose(bal, bal.max()))
+    i = int(best[(len(best) - 1) // 2])
+    return {"p_fake": float(1 / (1 + np.exp(-cands[i]))), "balanced_accuracy": float(bal[i])}
+
+
+def format_p(p: float) -> str:
+    """A probability for people: ``0.9253``; near 1, ``1 - 2.2e-09`` (saturated scores
+    would all print as 1)."""
+    p = float(p)
+    return f"{p:.4g}" if p < 0.999 else f"1 - {1 - p:.2g}"
+
+
 def video_level(
     frame_logits: np.ndarray, video_index: np.ndarray, n_videos: int, how: str = "mean_logit"
 ) -> np.ndarray:

@@ -57,6 +57,13 @@ class Detector(nn.Module):
     def input_size(self) -> int:
         return int(self.config["input_size"])
 
+    @property
+    def threshold(self) -> float:
+        """Video P(fake) at or above which the detector calls a video fake: the one
+        ``evaluate-detector --save-threshold`` stored in the checkpoint, else 0.5."""
+        t = (getattr(self, "meta", None) or {}).get("threshold") or {}
+        return float(t.get("p_fake", 0.5))
+
     def attention(self, x: torch.Tensor):
         raise XaiStudyError(f"the {self.arch!r} detector has no attention maps")
 

@@ -51,6 +51,8 @@ def _bundled(ctx: AppContext) -> list[str]:
 def render(ctx: AppContext) -> None:
     """Build the demo page inside the current Blocks / route context."""
     from xai_study.demo import DemoSettings, ResultCache, run_demo
+    from xai_study.demo.jobs import demo_checkpoints_id
+    from xai_study.detectors.evaluate import format_p
     from xai_study.errors import XaiStudyError
 
     cache = ResultCache(Path(ctx.cache_dir) / "demo")
@@ -162,7 +164,7 @@ def render(ctx: AppContext) -> None:
             preset=preset_v,
             frames=int(frames_v),
             target=target_v,
-            detectors=str(ctx.extra.get("demo_detectors_id", "demo-checkpoints")),
+            detectors=str(ctx.extra.get("demo_detectors_id") or demo_checkpoints_id()),
         )
         progress(0.0, desc="starting")
         try:
@@ -198,7 +200,8 @@ def render(ctx: AppContext) -> None:
         return [
             f"Done{note}.",
             gr.update(visible=True),
-            f"## Verdict: {word} — P(fake) = {res.p_fake:.3f}{warn}",
+            f"## Verdict: {word} — P(fake) = {format_p(res.p_fake)} "
+            f"(fake at ≥ {format_p(res.threshold)}){warn}",
             scores,
             res.face_track,
             *anim_updates,
