@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xai_study.detectors.evaluate import format_p
+
 TITLES = {
     "plain": "EfficientNet-Lite0 (plain)",
     "bonettini": "EfficientNet-Lite0 + Bonettini auto-attention",
@@ -59,6 +61,13 @@ def attention_change(meta: dict) -> float:
     return float((trained - w0).norm() / w0.norm())
 
 
+def _at(m: dict, level: str) -> str:
+    at = m.get("at_threshold")
+    if not at:
+        return "–"
+    return f"{at[level + '_balanced_accuracy']:.3f} (at {format_p(at['threshold'])})"
+
+
 def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     from xai_study.detectors.checkpoint import read_checkpoint
 
@@ -75,6 +84,15 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     met = v["auc"] >= TARGET
     minutes = history[-1]["seconds"] / 60
     init = meta.get("init")
+    thr = meta.get("threshold")
+    thr_text = (
+        f" The checkpoint stores the threshold {format_p(thr['p_fake'])}, chosen on the "
+        f"{thr['n_videos']}\n  {thr['split']} videos (highest balanced accuracy there, "
+        f"{thr['balanced_accuracy']:.2f}); `detect` and the demo\n  use it. Choose one on "
+        "data of your own with `evaluate-detector --save-threshold`."
+        if thr
+        else " Choose a threshold on data of your own."
+    )
     if init:
         new = ", ".join(f"`{k}`" for k in init["new"])
         init_lines = [
@@ -135,6 +153,14 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "```",
         data_command,
         command,
+        *(
+            [
+                f"xai-study evaluate-detector --model models/{name}.pt --data {thr['data']} "
+                f"--split {thr['split']} --frames {thr['frames_per_video']} --save-threshold"
+            ]
+            if thr
+            else []
+        ),
         "```",
         "",
         "| epoch | train loss | val loss | val frame AUC | val video AUC |",
@@ -156,12 +182,13 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         f"study_data/demo_data/labels.csv --split test --out runs/eval_{name}",
         "```",
         "",
-        "| level | n | AUC | balanced accuracy (0.5) | EER | AP |",
-        "|---|---|---|---|---|---|",
+        "| level | n | AUC | balanced accuracy (0.5) | balanced accuracy (stored threshold) "
+        "| EER | AP |",
+        "|---|---|---|---|---|---|---|",
         f"| video | {v['n']} ({v['n_fake']} fake, {v['n_real']} real) | **{v['auc']:.3f}** | "
-        f"{v['balanced_accuracy']:.3f} | {v['eer']:.3f} | {v['ap']:.3f} |",
+        f"{v['balanced_accuracy']:.3f} | {_at(m, 'video')} | {v['eer']:.3f} | {v['ap']:.3f} |",
         f"| frame | {f['n']} | {f['auc']:.3f} | {f['balanced_accuracy']:.3f} | "
-        f"{f['eer']:.3f} | {f['ap']:.3f} |",
+        f"{_at(m, 'frame')} | {f['eer']:.3f} | {f['ap']:.3f} |",
         "",
         "## Limits",
         "",
@@ -175,7 +202,7 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         "  epoch and recipe are noisy choices. Earlier recipes were compared on the test",
         "  split too, so treat the test AUC as optimistic.",
         f"- P(fake) is not calibrated: balanced accuracy at 0.5 is {v['balanced_accuracy']:.2f}",
-        "  (some real people score high); choose a threshold on data of your own.",
+        "  (some real people score high)." + thr_text,
         "- Trained on the CPU with a frozen lower trunk; unfreezing the backbone and more",
         "  people are the next steps.",
     ]
