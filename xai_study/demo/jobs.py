@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from xai_study.detectors.checkpoint import DEMO_MODELS, MODELS_DIR, file_sha256
 from xai_study.errors import VideoError, XaiStudyError
 
 CACHE_VERSION = 1
@@ -53,21 +54,11 @@ class DemoSettings:
 def demo_checkpoints_id() -> str:
     """Identifies the demo checkpoints in ``models/`` by content, so that cached demo
     results are not reused after a checkpoint (or its threshold) changes."""
-    from xai_study.detectors.checkpoint import DEMO_MODELS, MODELS_DIR
-
     parts = []
     for name in DEMO_MODELS:
         p = MODELS_DIR / f"{name}.pt"
         parts.append(file_sha256(p)[:12] if p.exists() else "missing")
     return "demo-checkpoints:" + "-".join(parts)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_input(

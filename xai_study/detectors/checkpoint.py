@@ -18,6 +18,7 @@ handed to :mod:`xai_study.detectors.icpr`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,15 @@ def save_checkpoint(
     torch.save(payload, tmp)
     os.replace(tmp, p)
     return p
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _plain(obj: Any) -> Any:
@@ -189,8 +199,6 @@ def warm_start(model: torch.nn.Module, name_or_path: str | os.PathLike) -> dict[
     fresh initialisation. The source is a demo name, a project checkpoint or an
     icpr2020dfdc state dict; it must share the backbone and the input normalisation.
     Returns what was done, for the new checkpoint's metadata."""
-    import hashlib
-
     src = load_detector(name_or_path)
     s_cfg, t_cfg = src.config, model.config
     for key in ("backbone", "mean", "std"):
@@ -218,10 +226,9 @@ def warm_start(model: torch.nn.Module, name_or_path: str | os.PathLike) -> dict[
         raise XaiStudyError(f"--init {name_or_path}: no backbone weights fit the new model")
     model.load_state_dict(take, strict=False)
     new = sorted({k.split(".")[0] for k in target if k not in take})
-    h = hashlib.sha256(resolve_model(name_or_path).read_bytes()).hexdigest()
     return {
         "source": str(name_or_path),
-        "sha256": h,
+        "sha256": file_sha256(resolve_model(name_or_path)),
         "arch": s_cfg.get("arch"),
         "copied": len(take),
         "total": len(target),

@@ -199,14 +199,6 @@ def trunk_features(
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _bce(logits: torch.Tensor, y: torch.Tensor, pos_weight: float) -> torch.Tensor:
     w = torch.where(y > 0.5, torch.full_like(y, pos_weight), torch.ones_like(y))
     return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).mean()
@@ -219,7 +211,7 @@ def train_detector(
     """Train, validate every epoch, save the best checkpoint; returns a summary dict."""
     from tqdm import tqdm
 
-    from xai_study.detectors.checkpoint import save_checkpoint
+    from xai_study.detectors.checkpoint import file_sha256, save_checkpoint
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import (
         _sigmoid,
@@ -358,7 +350,7 @@ def train_detector(
     meta_base = {
         "training_data": {
             "labels": str(data),
-            "labels_sha256": _sha256(data),
+            "labels_sha256": file_sha256(data),
             "train_videos": len(train_set.items),
             "val_videos": len(val_set.items),
             "train_frames": n,
