@@ -60,3 +60,29 @@ def test_init_errors(tmp_path) -> None:
         warm_start(lite, tmp_path / "junk.pt")
     with pytest.raises(XaiStudyError, match="no such checkpoint"):
         warm_start(lite, tmp_path / "missing.pt")
+
+
+def test_init_carries_the_static_same_padding_of_icpr_models(tmp_path) -> None:
+    """icpr2020dfdc models run with "same" paddings fixed for 380 px
+    (``same_padding_size``); a model warm-started from one takes them over, so its
+    features are the source's (with the attention open), which they are not with timm's
+    dynamic padding at this input size."""
+    torch.manual_seed(0)
+    src = create_detector(
+        "plain", "tf_efficientnet_b0", 64, pretrained=False, same_padding_size=380
+    )
+    save_checkpoint(src, tmp_path / "sp.pt")
+    src = load_detector(tmp_path / "sp.pt")
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = src.features(x)
+        warm = create_detector("bonettini", "tf_efficientnet_b0", 64, pretrained=False)
+        warm_start(warm, tmp_path / "sp.pt")
+        assert warm.config["same_padding_size"] == 380
+        plain_copy = create_detector("bonettini", "tf_efficientnet_b0", 64, pretrained=False)
+        plain_copy.load_state_dict(warm.state_dict())  # same weights, dynamic padding
+        for m in (warm, plain_copy):
+            m.attconv.weight.zero_()
+            m.attconv.bias.fill_(40.0)
+        assert torch.allclose(warm.eval().features(x), ref, rtol=1e-5, atol=0)
+        assert not torch.allclose(plain_copy.eval().features(x), ref, rtol=1e-2, atol=0)
