@@ -280,6 +280,12 @@ def _evaluate(args) -> int:
     if args.frames < 1:
         raise XaiStudyError("--frames must be at least 1")
     det = load_detector(args.model)
+    path = resolve_model(args.model)
+    if args.save_to_checkpoint or args.save_threshold:  # checked before the long part
+        obj = read_checkpoint(path)
+        if obj.get("format") != "xai-study-detector":
+            flag = "--save-threshold" if args.save_threshold else "--save-to-checkpoint"
+            raise XaiStudyError(f"{flag} needs a project checkpoint")
     items = select_split(read_labels(args.data), args.split, args.data)
     faces = build_faceset(
         items,
@@ -290,12 +296,6 @@ def _evaluate(args) -> int:
         desc=f"faces ({args.split})",
     )
     res = evaluate_faceset(det, faces, progress=not args.quiet)
-    path = resolve_model(args.model)
-    if args.save_to_checkpoint or args.save_threshold:
-        obj = read_checkpoint(path)
-        if obj.get("format") != "xai-study-detector":
-            flag = "--save-threshold" if args.save_threshold else "--save-to-checkpoint"
-            raise XaiStudyError(f"{flag} needs a project checkpoint")
     chosen = None
     if args.save_threshold:
         if args.split == "test":
