@@ -307,14 +307,12 @@ def _evaluate(args) -> int:
             chosen = choose_threshold(faces.video_labels(), res["video_scores"])
         except ValueError as exc:
             raise XaiStudyError(f"--save-threshold: {exc} in split {args.split!r}") from None
-        det.meta = dict(getattr(det, "meta", {}) or {}, threshold=chosen)
+    t = chosen["p_fake"] if chosen else det.threshold
+    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
     at = None
-    if det.threshold != 0.5:
-        t = det.threshold
+    if t != 0.5:
         vb = binary_metrics(faces.video_labels(), res["video_scores"], t)["balanced_accuracy"]
-        fb = binary_metrics(faces.labels, 1 / (1 + np.exp(-res["frame_logits"])), t)[
-            "balanced_accuracy"
-        ]
+        fb = binary_metrics(faces.labels, frame_p, t)["balanced_accuracy"]
         at = {"threshold": t, "video_balanced_accuracy": vb, "frame_balanced_accuracy": fb}
     metrics = {
         "model": args.model,
@@ -337,7 +335,7 @@ def _evaluate(args) -> int:
         )
         plot_roc_det(
             faces.labels,
-            1 / (1 + np.exp(-res["frame_logits"])),
+            frame_p,
             out / "frame",
             title=f"{args.split} (frame)",
         )

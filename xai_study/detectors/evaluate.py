@@ -64,9 +64,9 @@ def choose_threshold(labels: np.ndarray, p_fake: np.ndarray) -> dict[str, float]
     s = np.clip(np.asarray(p_fake, dtype=np.float64).reshape(-1), 1e-12, 1 - 1e-12)
     if not (y.size and 0 < y.sum() < y.size):
         raise ValueError("choosing a threshold needs real and fake videos")
-    z = np.unique(np.log(s / (1 - s)))
-    cands = np.concatenate([[z[0] - 1.0], (z[:-1] + z[1:]) / 2, [z[-1] + 1.0]])
     logit = np.log(s / (1 - s))
+    z = np.unique(logit)
+    cands = np.concatenate([[z[0] - 1.0], (z[:-1] + z[1:]) / 2, [z[-1] + 1.0]])
     pred = logit[None, :] >= cands[:, None]  # (candidates, videos)
     tpr = (pred & (y == 1)).sum(1) / (y == 1).sum()
     tnr = (~pred & (y == 0)).sum(1) / (y == 0).sum()
