@@ -236,6 +236,10 @@ def train_detector(
     out = Path(cfg.out)
     if out.suffix != ".pt":
         raise XaiStudyError(f"--out must end in .pt, got {out}")
+    if cfg.init:
+        from xai_study.detectors.checkpoint import resolve_model
+
+        resolve_model(cfg.init)  # a missing --init file fails now, not after the crops
     data = Path(cfg.data)
     items = read_labels(data)
     train_items = select_split(items, "train", str(data))
