@@ -17,17 +17,25 @@ from xai_study.explainers import (  # noqa: E402,F401
 from xai_study.explainers.base import (
     Explainer,
     Explanation,
+    canonical_name,
     create_explainer,
     explainer_class,
+    explainer_label,
     list_explainers,
+    paper_explainers,
     register,
+    study_explainers,
 )
 
 __all__ = [
     "Explainer",
     "Explanation",
+    "canonical_name",
     "create_explainer",
     "explainer_class",
+    "explainer_label",
     "list_explainers",
+    "paper_explainers",
     "register",
+    "study_explainers",
 ]

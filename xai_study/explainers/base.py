@@ -87,6 +87,14 @@ class Explainer:
     """
 
     name: ClassVar[str] = ""
+    #: Identity (the one place these are spelled): the display label, the name used in
+    #: study folders and participant answers (default: ``name``), and, for the paper's
+    #: four explainers, their 1-based position in the paper's tables and the paper's
+    #: own spelling. ``paper_rank`` 0: not one of the paper's explainers.
+    label: ClassVar[str] = ""
+    study_name: ClassVar[str] = ""
+    paper_rank: ClassVar[int] = 0
+    paper_label: ClassVar[str] = ""
     signed: ClassVar[bool] = False
     requires: ClassVar[str | None] = None  # detector arch this explainer needs
     description: ClassVar[str] = ""
@@ -166,6 +174,10 @@ def register(cls: type[Explainer]) -> type[Explainer]:
     """Class decorator adding an explainer to the registry under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    if not cls.label:
+        raise ValueError(f"{cls.__name__} has no display label")
+    if "study_name" not in cls.__dict__ or not cls.study_name:
+        cls.study_name = cls.name
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -177,13 +189,60 @@ def list_explainers() -> list[str]:
 
 
 def explainer_class(name: str) -> type[Explainer]:
+    """The registered class of ``name``: a registry name, an alias, a study name or a
+    display label (``Grad-CAM``, ``GradCAM``, ``shap``, ``SHAP-3D``; case and punctuation
+    do not matter)."""
     _load_all()
     key = ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        key = _spellings().get(_squash(name), key)
     if key not in _REGISTRY:
         raise XaiStudyError(
             f"unknown explainer {name!r} (choose from: {', '.join(sorted(_REGISTRY))})"
         )
     return _REGISTRY[key]
+
+
+def canonical_name(name: str) -> str:
+    """The registry name of any spelling :func:`explainer_class` accepts."""
+    return explainer_class(name).name
+
+
+def paper_explainers() -> list[str]:
+    """Registry names of the paper's four explainers, in the paper's order."""
+    _load_all()
+    ranked = [c for c in _REGISTRY.values() if c.paper_rank]
+    return [c.name for c in sorted(ranked, key=lambda c: c.paper_rank)]
+
+
+def explainer_label(name: str) -> str:
+    """Display label of an explainer (``gradcam`` -> ``Grad-CAM``); unknown names are
+    returned as given."""
+    try:
+        return explainer_class(name).label
+    except XaiStudyError:
+        return str(name)
+
+
+def study_explainers() -> dict[str, str]:
+    """Study name -> registry name, for every registered explainer."""
+    _load_all()
+    return {c.study_name: c.name for c in _REGISTRY.values()}
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _spellings() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for cls in _REGISTRY.values():
+        for spelling in (cls.name, cls.label, cls.study_name, cls.paper_label):
+            if spelling:
+                out.setdefault(_squash(spelling), cls.name)
+    for alias, target in ALIASES.items():
+        out.setdefault(_squash(alias), target)
+    return out
 
 
 def create_explainer(name: str, detector, **params) -> Explainer:

@@ -14,6 +14,9 @@ from xai_study.explainers.base import Explainer, batch_size_of, register
 @register
 class BonettiniExplainer(Explainer):
     name = "bonettini"
+    label = "Bonettini"
+    paper_rank = 4
+    paper_label = "Bonettini"
     signed = False
     requires = "bonettini"
     description = "self-attention map of the Bonettini (auto-attention) detector"

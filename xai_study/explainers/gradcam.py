@@ -57,6 +57,9 @@ def _raw_gradcam_class():
 @register
 class GradCamExplainer(Explainer):
     name = "gradcam"
+    label = "Grad-CAM"
+    paper_rank = 1
+    paper_label = "GradCAM"
     signed = False
     requires = None
     description = "Grad-CAM at the detector's last convolutional stage (white box)"

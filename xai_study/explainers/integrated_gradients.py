@@ -28,6 +28,7 @@ from xai_study.explainers.gradients import signed_logit_model
 @register
 class IntegratedGradientsExplainer(Explainer):
     name = "integrated_gradients"
+    label = "Integrated Gradients"
     signed = True
     requires = None
     description = "integrated gradients from a baseline frame, summed over channels (captum)"

@@ -20,6 +20,8 @@ from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExpl
 @register
 class Lime3D(SupervoxelExplainer):
     name = "lime3d"
+    label = "LIME-3D"
+    study_name = "lime"
     description = "LIME over 3D SLIC supervoxels (black box, signed)"
     defaults = {**SUPERVOXEL_DEFAULTS, "num_samples": 256, "kernel_width": 0.25}
 

@@ -15,6 +15,9 @@ from xai_study.explainers.base import Explainer, batch_size_of, check_choice, re
 @register
 class LtpaExplainer(Explainer):
     name = "ltpa"
+    label = "LTPA"
+    paper_rank = 3
+    paper_label = "LTPA"
     signed = False
     requires = "ltpa"
     description = "attention map of the LTPA detector (level 1-3, default 2)"

@@ -23,6 +23,7 @@ from xai_study.explainers.gradients import signed_logit_model
 @register
 class SaliencyExplainer(Explainer):
     name = "saliency"
+    label = "Saliency"
     signed = False
     requires = None
     description = "absolute input gradient, max over colour channels (captum Saliency)"

@@ -22,6 +22,10 @@ from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExpl
 @register
 class Shap3D(SupervoxelExplainer):
     name = "shap3d"
+    label = "SHAP-3D"
+    study_name = "shap"
+    paper_rank = 2
+    paper_label = "SHAP"
     description = "Kernel SHAP over 3D SLIC supervoxels (black box, signed)"
     defaults = {**SUPERVOXEL_DEFAULTS, "nsamples": 512}
 
