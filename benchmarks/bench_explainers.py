@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from xai_study.explainers import create_explainer, explainer_class
     from xai_study.explainers.base import frame_logits
-    from xai_study.pipeline import explainer_params
+    from xai_study.runs import explainer_params
     from xai_study.video import extract_face_clip
 
     clip = extract_face_clip(args.video, num_frames=args.frames)

@@ -221,7 +221,7 @@ def test_run_demo_no_face_is_a_clear_error(tmp_path, no_face_video):
 def test_run_demo_cancelled_leaves_no_cache_entry(tmp_path, short_face_video):
     import threading
 
-    from xai_study.pipeline import AnalysisCancelled
+    from xai_study.runs import AnalysisCancelled
 
     cancel = threading.Event()
     cancel.set()

@@ -74,8 +74,8 @@ def test_read_labels_errors(tmp_path) -> None:
     bad.write_text("path,label\na.mp4,maybe\n")
     with pytest.raises(XaiStudyError, match="fake/real"):
         read_labels(bad)
-    bad.write_text("video,label\na.mp4,fake\n")
-    with pytest.raises(XaiStudyError, match="missing column"):
+    bad.write_text("name,label\na.mp4,fake\n")
+    with pytest.raises(XaiStudyError, match="needs the columns 'path'"):
         read_labels(bad)
     with pytest.raises(XaiStudyError, match="no such labels file"):
         read_labels(tmp_path / "none.csv")

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import xai_study.commands.metrics as cm
+import xai_study.labels as labels
+import xai_study.runs.evaluate as cm
 from xai_study.cli import main
 from xai_study.errors import XaiStudyError
+from xai_study.runs import presets
 
 
 def run_cli(*args):
@@ -85,26 +87,6 @@ def test_metrics_bad_input_is_one_line_error(tmp_path, content, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
 
 
-# --- labels ----------------------------------------------------------------------------
-
-
-def test_read_labels(tmp_path):
-    csv = tmp_path / "labels.csv"
-    csv.write_text("path,label,split\nf.mp4,fake,test\nr.mp4,0,train\ng.mp4,1,test\n")
-    rows = cm.read_labels(csv)
-    assert [r["label"] for r in rows] == ["fake", "real", "fake"]
-    assert rows[0]["path"] == tmp_path / "f.mp4"
-    assert [r["video"] for r in cm.read_labels(csv, split="test")] == ["f.mp4", "g.mp4"]
-    assert [r["video"] for r in cm.read_labels(csv, limit=1)] == ["f.mp4", "r.mp4"]
-    assert [r["video"] for r in cm.interleave(rows)] == ["f.mp4", "r.mp4", "g.mp4"]
-    csv.write_text("path,label\nf.mp4,maybe\n")
-    with pytest.raises(XaiStudyError, match="line 2"):
-        cm.read_labels(csv)
-    csv.write_text("name,label\nf.mp4,fake\n")
-    with pytest.raises(XaiStudyError, match="'path'"):
-        cm.read_labels(csv)
-
-
 def test_evaluate_rejects_unknown_explainer(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label\nf.mp4,fake\n")
@@ -128,15 +110,13 @@ def toy_setup(tmp_path, monkeypatch, short_face_video, no_face_video):
         a: make_region_detector(a, input_size=64, region=REGION) for a in ("plain", "bonettini")
     }
 
-    def masks(mask_path, video_path, clip):  # the toy detector's region is the "swap"
+    def masks(record, clip):  # the toy detector's region is the "swap"
         m = region_mask(clip.frames.shape[1], REGION)
         return np.broadcast_to(m, clip.frames.shape[:3]).copy()
 
-    monkeypatch.setattr(cm, "_clip_masks", masks)
-    from xai_study import pipeline
-
+    monkeypatch.setattr(cm, "clip_masks", masks)
     monkeypatch.setitem(
-        pipeline.PRESETS, "fast", {**pipeline.PRESETS["fast"], "frames": 4, "size": 64}
+        presets.PRESETS, "fast", {**presets.PRESETS["fast"], "frames": 4, "size": 64}
     )
     csv = tmp_path / "labels.csv"
     csv.write_text(
@@ -191,20 +171,19 @@ def test_evaluate_end_to_end_and_resume(tmp_path, toy_setup, monkeypatch):
 @pytest.mark.slow
 def test_evaluate_with_real_architectures(tmp_path, monkeypatch, short_face_video):
     """The paper's four explainers on the real EfficientNet detectors (random heads)."""
-    from xai_study import pipeline
     from xai_study.detectors import create_detector
 
     monkeypatch.setitem(
-        pipeline.PRESETS,
+        presets.PRESETS,
         "fast",
         {
-            **pipeline.PRESETS["fast"],
+            **presets.PRESETS["fast"],
             "frames": 3,
             "size": 64,
             "explainer_params": {"shap3d": {"n_segments": 8, "nsamples": 24}},
         },
     )
-    monkeypatch.setattr(cm, "_clip_masks", lambda *a: None)
+    monkeypatch.setattr(cm, "clip_masks", lambda *a: None)
     import torch
 
     torch.manual_seed(0)  # random heads: make the run independent of test order
@@ -248,16 +227,19 @@ def test_masks_of_the_demo_format_are_cropped_onto_the_clip(tmp_path, short_face
     full[:, :, : w // 2] = 1.0  # the left half of every frame is "manipulated"
     mask_file = save_masks(full, tmp_path / "m.npz")
     clip = extract_face_clip(short_face_video, num_frames=3, size=32)
-    crops = cm._clip_masks(mask_file, short_face_video, clip)
+    rec = labels.VideoRecord("v", short_face_video, "v.mp4", "fake", mask=mask_file)
+    crops = cm.clip_masks(rec, clip)
     assert crops.shape == (len(clip.frames), 32, 32)
     # each crop column is inside the mask iff its source x lies left of w/2
     for t, (x1, _, x2, _) in enumerate(clip.crop_boxes):
         xs = x1 + (np.arange(32) + 0.5) * (x2 - x1) / 32
         clear = np.abs(xs - w / 2) > (x2 - x1) / 32  # away from the boundary
         assert np.array_equal(crops[t, 16][clear] > 0.5, (xs < w / 2)[clear])
-    assert cm._clip_masks(None, short_face_video, clip) is None
-    rows = cm.read_labels(_write(tmp_path, "video_id,path,label,mask_path\nv,a.mp4,fake,m.npz\n"))
-    assert rows[0]["video"] == "v" and rows[0]["mask"] == tmp_path / "m.npz"
+    assert cm.clip_masks(labels.VideoRecord("v", short_face_video, "v.mp4", "fake"), clip) is None
+    rows = labels.read_labels(
+        _write(tmp_path, "video_id,path,label,mask_path\nv,a.mp4,fake,m.npz\n")
+    )
+    assert rows[0].video_id == "v" and rows[0].mask == tmp_path / "m.npz"
 
 
 def _write(folder, text):

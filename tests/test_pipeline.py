@@ -12,7 +12,7 @@ import torch
 
 from xai_study.cli import main
 from xai_study.errors import XaiStudyError
-from xai_study.pipeline import PRESETS, AnalysisCancelled, analyse_video, explainer_params
+from xai_study.runs import PRESETS, AnalysisCancelled, analyse_video, explainer_params
 from xai_study.video import probe_codec
 
 SMALL = {"shap3d": {"nsamples": 24, "n_segments": 12}}

@@ -36,34 +36,44 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
-    assert (
-        main(["build-study", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "s")])
-        == 2
-    )
-    assert "labels file not found" in capsys.readouterr().err
-    bad = tmp_path / "bad.csv"
-    bad.write_text("file,kind\na,b\n")
-    assert main(["build-study", "--data", str(bad), "--out", str(tmp_path / "s")]) == 2
-    assert "missing column(s) label, path" in capsys.readouterr().err
-    only_real = _labels(tmp_path, [("r", str(DATA / "single_face.mp4"), "real")])
-    assert main(["build-study", "--data", str(only_real), "--out", str(tmp_path / "s")]) == 2
-    assert "at least one real and one fake" in capsys.readouterr().err
-    two = _labels(
-        tmp_path,
-        [
-            ("r", str(DATA / "single_face.mp4"), "real"),
-            ("f", str(DATA / "single_face.webm"), "fake"),
-        ],
-    )
-    assert (
-        main(["build-study", "--data", str(two), "--out", str(tmp_path / "s"), "--sections", "3"])
-        == 2
-    )
-    assert "--sections must be from 1 to 1" in capsys.readouterr().err
-    args = ["build-study", "--data", str(two), "--out", str(tmp_path / "s"), "--model", "vgg=x"]
-    assert main(args) == 2
-    assert "--model expects" in capsys.readouterr().err
+def _bad_input(tmp_path, case: str) -> tuple[list[str], str]:
+    """(extra build-study arguments, expected message) of one bad-input case."""
+    real = ("r", str(DATA / "single_face.mp4"), "real")
+    fake = ("f", str(DATA / "single_face.webm"), "fake")
+    if case == "no-labels-file":
+        return ["--data", str(tmp_path / "none.csv")], "no such labels file"
+    if case == "no-label-column":
+        bad = tmp_path / "bad.csv"
+        bad.write_text("file,kind\na,b\n")
+        return ["--data", str(bad)], "needs the columns 'path' (or 'video'/'file') and 'label'"
+    if case == "only-real":
+        return ["--data", str(_labels(tmp_path, [real]))], "at least one real and one fake"
+    two = str(_labels(tmp_path, [real, fake]))
+    if case == "too-many-sections":
+        return ["--data", two, "--sections", "3"], "--sections must be from 1 to 1"
+    if case == "empty-split":
+        return ["--data", two, "--split", "val"], "no videos in split 'val' (splits: test)"
+    assert case == "unknown-detector-role"
+    return ["--data", two, "--model", "vgg=x"], "unknown detector role 'vgg'"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no-labels-file",
+        "no-label-column",
+        "only-real",
+        "too-many-sections",
+        "empty-split",
+        "unknown-detector-role",
+    ],
+)
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys, case):
+    args, message = _bad_input(tmp_path, case)
+    assert main(["build-study", *args, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s").exists()  # nothing written before the error
 
 
 @pytest.mark.slow

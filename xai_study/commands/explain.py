@@ -113,24 +113,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_models(text: str) -> dict[str, str]:
-    from xai_study.errors import XaiStudyError
-
-    models: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        if "=" in item:
-            arch, _, spec = item.partition("=")
-            arch = arch.strip()
-            if arch not in ("plain", "bonettini", "ltpa"):
-                raise XaiStudyError(
-                    f"--models: unknown detector role {arch!r} (plain, bonettini, ltpa)"
-                )
-            models[arch] = spec.strip()
-        else:
-            models["plain"] = item
-    return models
-
-
 def _parse_value(text: str):
     for cast in (int, float):
         try:
@@ -177,11 +159,13 @@ def run(args: argparse.Namespace) -> int:
                 f"(it has: {', '.join(sorted(cls.defaults))})"
             )
     params = {explainer_class(n).name: kw for n, kw in params.items()}
-    models = _parse_models(args.models)
+    from xai_study.runs.detectors import parse_detector_specs
+
+    models = parse_detector_specs([args.models], option="--models")
 
     from tqdm import tqdm
 
-    from xai_study.pipeline import analyse_video
+    from xai_study.runs import RenderOptions, analyse_video
 
     bar = tqdm(total=100, desc="explain", unit="%", disable=args.quiet, file=sys.stderr)
 
@@ -201,9 +185,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=args.out,
             progress=progress,
             params=params,
-            cmap=args.cmap,
-            alpha=args.alpha,
-            gif=args.gif,
+            render_options=RenderOptions(cmap=args.cmap, alpha=args.alpha, gif=args.gif),
             paste_back=args.paste_back,
             device=args.device,
         )

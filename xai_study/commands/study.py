@@ -32,7 +32,7 @@ examples:
 
 BUILD_HELP = """\
 Build a study folder from a labelled set of videos: pairs each fake video with a real
-one, analyses the fake (xai_study.pipeline.analyse_video: face clip, detectors,
+one, analyses the fake (xai_study.runs.analyse_video: face clip, detectors,
 explainers), renders one unlabelled explanation animation per explainer, copies the
 videos (re-encoded to small H.264 MP4s, opaque file names) into OUT/media/ and writes
 OUT/study.yaml (with the detector score and the V/tau/rho/mu metrics per explanation).
@@ -109,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset",
         choices=["fast", "paper"],
         default="fast",
-        help="explainer settings of xai_study.pipeline (default fast: CPU-friendly)",
+        help="explainer settings of xai_study.runs.PRESETS (default fast: CPU-friendly)",
     )
     b.add_argument(
         "--frames", type=int, default=None, help="frames per explained clip (default: preset's)"
@@ -189,16 +189,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from xai_study.runs.detectors import parse_detector_specs
     from xai_study.study.build import build_study
 
-    models = {}
-    for item in args.model:
-        arch, sep, value = item.partition("=")
-        if not sep or arch not in ("plain", "bonettini", "ltpa") or not value:
-            raise StudyError(
-                f"--model expects ARCH=NAME_OR_PATH with ARCH plain/bonettini/ltpa, got {item!r}"
-            )
-        models[arch] = value
+    models = parse_detector_specs(args.model, option="--model")
     if args.shap_samples is not None and args.shap_samples < 2:
         raise StudyError("--shap-samples must be at least 2")
     path = build_study(

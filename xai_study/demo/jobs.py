@@ -3,7 +3,7 @@ confidence-weighted view.
 
 :func:`run_demo` is what the ``/demo`` page calls (no Gradio here). It checks the input
 (size, duration, decodability), looks the result up in a :class:`ResultCache` keyed by the
-file's SHA-256 and the settings, and otherwise runs :func:`xai_study.pipeline.analyse_video`
+file's SHA-256 and the settings, and otherwise runs :func:`xai_study.runs.analyse_video`
 and adds, per explanation, the paper's four metrics and a one-line caption naming the face
 regions it highlights (paper's future work 1), plus a consensus view weighted by the
 detector's per-frame confidence (future work 2).
@@ -257,9 +257,10 @@ def run_demo(
 
 def _compute(p, settings, key, tmp, detectors, progress, cancel) -> DemoResult:
     from xai_study.demo.regions import caption, region_shares, scale_landmarks
+    from xai_study.explainers import explainer_label
     from xai_study.metrics import paper_metrics
-    from xai_study.pipeline import LABELS, analyse_video
     from xai_study.render import render_overlay, save_animation
+    from xai_study.runs import analyse_video
 
     t0 = time.perf_counter()
     analysis = analyse_video(
@@ -286,7 +287,7 @@ def _compute(p, settings, key, tmp, detectors, progress, cancel) -> DemoResult:
         normals.append(n)
         lms = scale_landmarks(clip.crop_landmarks, crops.shape[1:3], n.shape[1:3])
         shares = region_shares(n, lms)
-        label = LABELS.get(name, name)
+        label = explainer_label(name)
         labels[name] = label
         captions[name] = caption(shares, label)
         regions[name] = shares.as_dict()

@@ -1,8 +1,8 @@
 """Labelled video lists and cached face crops for training and evaluating detectors.
 
-A labels CSV has one row per video with at least ``path``, ``label`` (``fake``/``real``
-or 1/0) and ``split`` (``train``/``val``/``test``); ``video_id`` and ``source_identity``
-are used when present. Relative paths are resolved against the CSV's folder.
+Labels files are read by :mod:`xai_study.labels` (the one reader every command uses);
+here a row becomes a :class:`VideoItem` with an integer label, and a row without a split
+is a training video.
 
 Face crops come from :func:`xai_study.video.extract_face_clip` and are cached on disk
 (``.xai_study_cache/faces`` by default, ignored by git) keyed by the file's content
@@ -12,7 +12,6 @@ extraction pass.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from dataclasses import dataclass
@@ -23,9 +22,6 @@ import numpy as np
 from xai_study.errors import NoFaceError, XaiStudyError
 
 DEFAULT_CACHE = Path(".xai_study_cache") / "faces"
-FAKE_LABELS = {"fake", "1", "true", "manipulated", "deepfake"}
-REAL_LABELS = {"real", "0", "false", "pristine", "original"}
-SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "eval": "test"}
 
 
 @dataclass
@@ -38,54 +34,27 @@ class VideoItem:
 
 
 def read_labels(csv_path: str | os.PathLike) -> list[VideoItem]:
-    """Parse and validate a labels CSV (clear one-line errors for bad files)."""
-    p = Path(csv_path)
-    if not p.is_file():
-        raise XaiStudyError(f"{p}: no such labels file")
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise XaiStudyError(f"{p}: not a readable CSV file ({exc})") from None
-    if not rows:
-        raise XaiStudyError(f"{p}: the labels file has no rows")
-    missing = {"path", "label"} - set(rows[0])
-    if missing:
-        raise XaiStudyError(
-            f"{p}: missing column(s) {', '.join(sorted(missing))} "
-            "(need path, label and usually split)"
+    """The videos of a labels CSV (:func:`xai_study.labels.read_labels`) as training
+    items; a row without a split is a training video."""
+    from xai_study.labels import read_labels as read_records
+
+    return [
+        VideoItem(
+            video_id=r.video_id,
+            path=r.path,
+            label=int(r.is_fake),
+            split=r.split or "train",
+            identity=r.identity,
         )
-    items: list[VideoItem] = []
-    for n, row in enumerate(rows, start=2):
-        raw = (row.get("label") or "").strip().lower()
-        if raw in FAKE_LABELS:
-            label = 1
-        elif raw in REAL_LABELS:
-            label = 0
-        else:
-            raise XaiStudyError(f"{p}:{n}: label must be fake/real (or 1/0), got {raw!r}")
-        path = Path((row.get("path") or "").strip())
-        if not str(path):
-            raise XaiStudyError(f"{p}:{n}: empty path")
-        if not path.is_absolute():
-            path = p.parent / path
-        split = (row.get("split") or "train").strip().lower()
-        split = SPLIT_ALIASES.get(split, split)
-        items.append(
-            VideoItem(
-                video_id=(row.get("video_id") or path.stem).strip(),
-                path=path,
-                label=label,
-                split=split,
-                identity=(row.get("source_identity") or "").strip(),
-            )
-        )
-    return items
+        for r in read_records(csv_path)
+    ]
 
 
 def select_split(items: list[VideoItem], split: str, csv_path: str = "") -> list[VideoItem]:
-    split = SPLIT_ALIASES.get(split, split)
-    chosen = [it for it in items if it.split == split]
+    from xai_study.labels import canonical_split
+
+    wanted = canonical_split(split)
+    chosen = [it for it in items if it.split == wanted]
     if not chosen:
         have = sorted({it.split for it in items})
         raise XaiStudyError(

@@ -1,7 +1,7 @@
 """``xai-study build-study``: a study folder from a labelled video set.
 
 For each section a fake video is paired with a real one (seeded shuffle). The fake is
-analysed by :func:`xai_study.pipeline.analyse_video` (face clip, then every explainer on
+analysed by :func:`xai_study.runs.analyse_video` (face clip, then every explainer on
 the detector it needs: Grad-CAM and SHAP on the plain detector, LTPA and Bonettini on
 their attention detectors), each explanation is rendered as an unlabelled heat-map
 animation over the face crops, both videos are
@@ -21,55 +21,45 @@ import numpy as np
 
 from xai_study.errors import StudyError, XaiStudyError
 
-#: study explainer name -> (explainer registry name, detector architecture)
-EXPLAINERS: dict[str, tuple[str, str]] = {
-    "gradcam": ("gradcam", "plain"),
-    "shap": ("shap3d", "plain"),
-    "ltpa": ("ltpa", "ltpa"),
-    "bonettini": ("bonettini", "bonettini"),
-}
-
 MAX_VIDEO_SIDE = 320
 MAX_VIDEO_FRAMES = 50
 
 
-def read_labels(data_csv: Path, split: str | None = "test") -> tuple[list[dict], list[dict]]:
-    """``(fakes, reals)`` rows of a labels CSV (``path``, ``label`` [, ``video_id``/``id``,
-    ``split``]). Rows of ``split`` only when the CSV has a split column and that split
-    exists."""
-    import pandas as pd
+def read_pool(data_csv: Path, split: str | None = "test") -> tuple[list[dict], list[dict]]:
+    """``(fakes, reals)`` of a labels file (:func:`xai_study.labels.read_labels`) as
+    ``{id, path, source}`` rows; ``split`` applies when the file has a ``split`` column."""
+    from xai_study.labels import read_labels
 
-    if not data_csv.is_file():
-        raise StudyError(f"labels file not found: {data_csv}")
     try:
-        frame = pd.read_csv(data_csv, dtype=str)
-    except Exception as exc:
-        raise StudyError(f"{data_csv}: not a readable CSV: {exc}") from exc
-    missing = {"path", "label"} - set(frame.columns)
-    if missing:
-        raise StudyError(f"{data_csv}: missing column(s) {', '.join(sorted(missing))}")
-    if split and "split" in frame.columns and (frame["split"] == split).any():
-        frame = frame[frame["split"] == split]
-    idcol = "video_id" if "video_id" in frame.columns else ("id" if "id" in frame.columns else None)
+        records = read_labels(data_csv, split=split or None, split_if_present=True)
+    except XaiStudyError as exc:
+        raise StudyError(str(exc)) from None
     fakes, reals = [], []
-    for i, row in frame.reset_index(drop=True).iterrows():
-        label = str(row["label"]).strip().lower()
-        if label in ("fake", "1"):
-            target = fakes
-        elif label in ("real", "0"):
-            target = reals
-        else:
-            raise StudyError(f"{data_csv}: row {i + 2}: label must be real/fake or 0/1")
-        path = Path(str(row["path"]))
-        if not path.is_absolute():
-            path = data_csv.parent / path
-        if not path.is_file():
-            raise StudyError(f"{data_csv}: row {i + 2}: video not found: {row['path']}")
-        vid = str(row[idcol]) if idcol else path.stem
-        source = row.get("target_video_id") if "target_video_id" in frame.columns else None
-        source = _safe_id(str(source)) if isinstance(source, str) and source.strip() else None
-        target.append({"id": _safe_id(vid), "path": path, "source": source})
+    for line, rec in enumerate(records, start=2):
+        if not rec.path.is_file():
+            raise StudyError(f"{data_csv}: row {line}: video not found: {rec.path_text}")
+        row = {
+            "id": _safe_id(rec.video_id),
+            "path": rec.path,
+            "source": _safe_id(rec.source) if rec.source else None,
+        }
+        (fakes if rec.is_fake else reals).append(row)
     return fakes, reals
+
+
+def study_explainers(names: list[str] | None) -> dict[str, str]:
+    """Study name -> registry name of ``names`` (study names, registry names or labels;
+    default: the paper's four), in order."""
+    from xai_study.explainers import explainer_class, paper_explainers
+
+    out: dict[str, str] = {}
+    for name in names or paper_explainers():
+        try:
+            cls = explainer_class(name)
+        except XaiStudyError as exc:
+            raise StudyError(f"unknown study explainer {name!r} ({exc})") from None
+        out[cls.study_name] = cls.name
+    return out
 
 
 def pair_videos(fakes: list[dict], reals: list[dict], n: int, seed: int) -> list[tuple]:
@@ -126,6 +116,115 @@ def _small_video(src: Path, dst: Path) -> None:
     write_video(frames, dst, fps=fps, crf=28)
 
 
+def _check_request(explainers, sections, shown, num_frames, fakes, reals, data_csv) -> int:
+    if len(explainers) < 2:
+        raise StudyError("a study needs at least 2 explainers")
+    if num_frames is not None and num_frames < 2:
+        raise StudyError("--frames must be at least 2")
+    available = min(len(fakes), len(reals))
+    if available == 0:
+        raise StudyError(f"{data_csv}: needs at least one real and one fake video")
+    n = sections or available
+    if not 1 <= n <= available:
+        raise StudyError(
+            f"--sections must be from 1 to {available} ({len(fakes)} fake, {len(reals)} real)"
+        )
+    if shown is not None and not 1 <= shown <= n:
+        raise StudyError(f"--shown must be from 1 to {n}")
+    return n
+
+
+def _prepare_folder(out_dir: Path, force: bool) -> Path:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise StudyError(f"{out_dir} exists and is not empty (use --force to replace it)")
+        shutil.rmtree(out_dir)
+    media = out_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    return media
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {
+        k: (None if v is None or not np.isfinite(v) else round(float(v), 6))
+        for k, v in metrics.items()
+    }
+
+
+def build_section(
+    sid: str,
+    fake: dict,
+    real: dict,
+    explainers: dict[str, str],
+    detectors,
+    out_dir: Path,
+    *,
+    preset: str,
+    num_frames: int | None,
+    params: dict[str, dict[str, Any]],
+    seed: int,
+) -> dict[str, Any]:
+    """Analyse one fake, render its unlabelled animations and copy both videos into
+    ``out_dir/media``; returns the section's entry of ``study.yaml``."""
+    from xai_study.metrics import paper_metrics
+    from xai_study.render import render_overlay, save_animation
+    from xai_study.runs import analyse_video
+
+    media = out_dir / "media"
+    try:
+        analysis = analyse_video(
+            fake["path"],
+            explainers=list(explainers.values()),
+            preset=preset,
+            num_frames=num_frames,
+            detectors=detectors,
+            params=params,
+            render=False,
+        )
+    except XaiStudyError as exc:
+        raise StudyError(f"{fake['path'].name}: {exc}") from exc
+    fake_name = _opaque_name(sid, "fake", seed)
+    real_name = _opaque_name(sid, "real", seed)
+    _small_video(fake["path"], media / fake_name)
+    _small_video(real["path"], media / real_name)
+    crops = analysis.clip.frames
+    fps = max(2.0, min(12.0, len(crops) / 2.0))
+    anims: dict[str, str] = {}
+    meta: dict[str, Any] = {
+        "p_fake": round(float(analysis.p_fake), 6),
+        "metrics": {},
+        "seconds": {},
+    }
+    for name, reg in explainers.items():
+        expl = analysis.explanations[reg]
+        frames = render_overlay(crops, expl.normalised, legend=False)  # unlabelled
+        path = save_animation(frames, media / _opaque_name(sid, name, seed), fps=fps)
+        anims[name] = str(path.relative_to(out_dir))
+        meta["metrics"][name] = _rounded(paper_metrics(expl.maps, signed=expl.signed))
+        meta["seconds"][name] = round(float(expl.seconds), 3)
+    return {
+        "id": sid,
+        "video_id": fake["id"],
+        "real_video_id": real["id"],
+        "real": f"media/{real_name}",
+        "fake": f"media/{fake_name}",
+        "animations": anims,
+        "meta": meta,
+    }
+
+
+def _attention_checks(n_shown: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": "ac1",
+            "after": max(1, n_shown // 2),
+            "question": "This question checks attention: please choose 'Blue'.",
+            "choices": ["Red", "Blue", "Green"],
+            "answer": "Blue",
+        }
+    ]
+
+
 def build_study(
     data_csv: Path,
     out_dir: Path,
@@ -151,128 +250,53 @@ def build_study(
     the ``preset``'s parameters."""
     from tqdm import tqdm
 
+    from xai_study.explainers import canonical_name
+    from xai_study.runs import DetectorSet
+    from xai_study.runs.detectors import VERDICT_ARCH, arch_for
     from xai_study.study.spec import write_study
 
-    explainers = explainers or list(EXPLAINERS)
-    unknown = [e for e in explainers if e not in EXPLAINERS]
-    if unknown:
-        raise StudyError(
-            f"unknown study explainer(s) {', '.join(unknown)} (choose from {', '.join(EXPLAINERS)})"
-        )
-    if len(explainers) < 2:
-        raise StudyError("a study needs at least 2 explainers")
-    if num_frames is not None and num_frames < 2:
-        raise StudyError("--frames must be at least 2")
-    fakes, reals = read_labels(data_csv, split)
-    available = min(len(fakes), len(reals))
-    if available == 0:
-        raise StudyError(f"{data_csv}: needs at least one real and one fake video")
-    n = sections or available
-    if not 1 <= n <= available:
-        raise StudyError(
-            f"--sections must be from 1 to {available} ({len(fakes)} fake, {len(reals)} real)"
-        )
-    if shown is not None and not 1 <= shown <= n:
-        raise StudyError(f"--shown must be from 1 to {n}")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise StudyError(f"{out_dir} exists and is not empty (use --force to replace it)")
-        shutil.rmtree(out_dir)
-    media = out_dir / "media"
-    media.mkdir(parents=True, exist_ok=True)
-
-    pairs = pair_videos(fakes, reals, n, seed)
-
-    from xai_study.metrics import paper_metrics
-    from xai_study.pipeline import analyse_video, get_detector
-    from xai_study.render import render_overlay, save_animation
-
-    models = {"plain": "plain", "bonettini": "bonettini", "ltpa": "ltpa", **(models or {})}
-    needed = sorted({EXPLAINERS[e][1] for e in explainers} | {"plain"})
-    detectors = {arch: get_detector(str(models[arch])) for arch in needed}  # fail early
-    reg_names = [EXPLAINERS[e][0] for e in explainers]
-    params = {EXPLAINERS[e][0]: dict(v) for e, v in (explainer_params or {}).items() if v}
+    chosen = study_explainers(explainers)
+    fakes, reals = read_pool(data_csv, split)
+    n = _check_request(list(chosen), sections, shown, num_frames, fakes, reals, data_csv)
+    needed = sorted({arch_for(reg) for reg in chosen.values()} | {VERDICT_ARCH})
+    detectors = DetectorSet(models).load(needed)  # fail early, before any file is written
+    params = {canonical_name(e): dict(v) for e, v in (explainer_params or {}).items() if v}
+    _prepare_folder(out_dir, force)
 
     section_rows = []
-    bar = tqdm(total=n, desc="build-study", unit="section", disable=not progress)
-    try:
-        for i, (fake, real) in enumerate(pairs, 1):
+    with tqdm(total=n, desc="build-study", unit="section", disable=not progress) as bar:
+        for i, (fake, real) in enumerate(pair_videos(fakes, reals, n, seed), 1):
             sid = f"s{i:02d}"
             bar.set_postfix_str(f"{sid} {fake['id']}")
-            try:
-                analysis = analyse_video(
-                    fake["path"],
-                    explainers=reg_names,
+            section_rows.append(
+                build_section(
+                    sid,
+                    fake,
+                    real,
+                    chosen,
+                    detectors,
+                    out_dir,
                     preset=preset,
                     num_frames=num_frames,
-                    detectors=detectors,
                     params=params,
-                    render=False,
+                    seed=seed,
                 )
-            except XaiStudyError as exc:
-                raise StudyError(f"{fake['path'].name}: {exc}") from exc
-            fake_name = _opaque_name(sid, "fake", seed)
-            real_name = _opaque_name(sid, "real", seed)
-            _small_video(fake["path"], media / fake_name)
-            _small_video(real["path"], media / real_name)
-            crops = analysis.clip.frames
-            fps = max(2.0, min(12.0, len(crops) / 2.0))
-            anims: dict[str, str] = {}
-            meta: dict[str, Any] = {
-                "p_fake": round(float(analysis.p_fake), 6),
-                "metrics": {},
-                "seconds": {},
-            }
-            for name, reg in zip(explainers, reg_names, strict=True):
-                expl = analysis.explanations[reg]
-                frames = render_overlay(crops, expl.normalised, legend=False)  # unlabelled
-                path = save_animation(frames, media / _opaque_name(sid, name, seed), fps=fps)
-                anims[name] = str(path.relative_to(out_dir))
-                metrics = paper_metrics(expl.maps, signed=expl.signed)
-                meta["metrics"][name] = {
-                    k: (None if v is None or not np.isfinite(v) else round(float(v), 6))
-                    for k, v in metrics.items()
-                }
-                meta["seconds"][name] = round(float(expl.seconds), 3)
-            section_rows.append(
-                {
-                    "id": sid,
-                    "video_id": fake["id"],
-                    "real_video_id": real["id"],
-                    "real": f"media/{real_name}",
-                    "fake": f"media/{fake_name}",
-                    "animations": anims,
-                    "meta": meta,
-                }
             )
             bar.update()
-    finally:
-        bar.close()
     n_shown = shown or n
+    name = _safe_id(out_dir.resolve().name)
     data: dict[str, Any] = {
-        "name": _safe_id(out_dir.resolve().name),
+        "name": name,
         "title": title or "Which explanation of a deepfake detector do you prefer?",
         "sections_shown": n_shown,
         "q2_mode": q2_mode,
-        "explainers": explainers,
-        "completion_code": f"XS-{_safe_id(out_dir.resolve().name).upper()}-{seed:04d}",
+        "explainers": list(chosen),
+        "completion_code": f"XS-{name.upper()}-{seed:04d}",
         "redirect_url": "",
-        "attention_checks": (
-            [
-                {
-                    "id": "ac1",
-                    "after": max(1, n_shown // 2),
-                    "question": "This question checks attention: please choose 'Blue'.",
-                    "choices": ["Red", "Blue", "Green"],
-                    "answer": "Blue",
-                }
-            ]
-            if attention_check
-            else []
-        ),
+        "attention_checks": _attention_checks(n_shown) if attention_check else [],
         "built_with": {
             "data": str(data_csv),
-            "models": {a: str(models[a]) for a in needed},
+            "models": {a: str(detectors.spec(a)) for a in needed},
             "preset": preset,
             "frames": num_frames,
             "seed": seed,

@@ -1,0 +1,162 @@
+"""The detectors of a run: one resolver, one set.
+
+Explainers name the architecture they need (``requires``: ``ltpa``, ``bonettini``, or
+``None`` for any detector, which means ``plain``). A :class:`DetectorSet` maps each
+architecture to a loaded detector. Its entries come from a *spec*: a demo name
+(``plain``, ``bonettini``, ``ltpa``: the checkpoints in ``models/``), a project checkpoint
+path, an icpr2020dfdc state-dict path, or a ready detector object (tests, the demo's
+shared models). Every command resolves detectors through :func:`resolve_detector`, which
+loads each (spec, device) once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from xai_study.errors import XaiStudyError
+
+#: The architecture that explainers with ``requires = None`` run on, and whose score is
+#: the verdict.
+VERDICT_ARCH = "plain"
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str | None) -> str:
+    """``device`` (default: the GPU when there is one), checked: a clear error for an
+    unknown device or a CUDA device on a machine without one."""
+    import torch
+
+    device = device or default_device()
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise XaiStudyError(f"unknown torch device {device!r} (try cpu or cuda)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise XaiStudyError(f"device {device!r} asked for, but no CUDA GPU is available")
+    return device
+
+
+def resolve_detector(spec: str | os.PathLike | Any, device: str | None = None):
+    """A loaded detector for ``spec`` (see the module docstring), loaded once per process
+    and device; a ready detector object is returned as it is."""
+    if not isinstance(spec, str | os.PathLike):
+        return spec
+    device = check_device(device)
+    key = (str(spec), device)
+    with _LOCK:
+        if key not in _CACHE:
+            from xai_study.detectors import load_detector
+
+            _CACHE[key] = load_detector(spec, device=device)
+        return _CACHE[key]
+
+
+def describe(detector, fallback: str = "") -> str:
+    """``"plain efficientnet_lite0 224px"``: architecture, backbone and input size."""
+    cfg = getattr(detector, "config", {}) or {}
+    parts = [str(cfg.get("arch", fallback))]
+    if cfg.get("backbone"):
+        parts.append(str(cfg["backbone"]))
+    if cfg.get("input_size"):
+        parts.append(f"{cfg['input_size']}px")
+    return " ".join(parts)
+
+
+def arch_for(explainer: str) -> str:
+    """The architecture explainer ``explainer`` runs on."""
+    from xai_study.explainers import explainer_class
+
+    return explainer_class(explainer).requires or VERDICT_ARCH
+
+
+class DetectorSet:
+    """Architecture -> detector, loaded on first use from the specs given (default: the
+    demo checkpoint of the same name)."""
+
+    def __init__(self, specs: Mapping[str, Any] | None = None, device: str | None = None):
+        self.specs: dict[str, Any] = dict(specs or {})
+        self.device = device
+        self._loaded: dict[str, Any] = {}
+
+    def spec(self, arch: str) -> Any:
+        return self.specs.get(arch, arch)
+
+    def get(self, arch: str):
+        if arch not in self._loaded:
+            self._loaded[arch] = resolve_detector(self.spec(arch), self.device)
+        return self._loaded[arch]
+
+    __getitem__ = get
+
+    def for_explainer(self, explainer: str):
+        return self.get(arch_for(explainer))
+
+    def load(self, archs: Iterable[str]) -> DetectorSet:
+        """Load ``archs`` now (so that a wrong name fails before any slow work)."""
+        for arch in dict.fromkeys(archs):
+            self.get(arch)
+        return self
+
+    def for_explainers(self, explainers: Iterable[str]) -> DetectorSet:
+        """Load the verdict detector and every detector ``explainers`` need."""
+        return self.load([VERDICT_ARCH, *(arch_for(e) for e in explainers)])
+
+    @property
+    def verdict(self):
+        return self.get(VERDICT_ARCH)
+
+    def describe(self, arch: str) -> str:
+        return describe(self.get(arch), arch)
+
+    def names(self) -> dict[str, str]:
+        """Architecture -> spec as text, for what was loaded (run metadata)."""
+        return {a: str(self.spec(a)) for a in self._loaded}
+
+
+def detector_set(
+    detectors: DetectorSet | Mapping[str, Any] | None, device: str | None = None
+) -> DetectorSet:
+    """A :class:`DetectorSet` from a set, a mapping of specs, or None (the demo models)."""
+    if isinstance(detectors, DetectorSet):
+        return detectors
+    return DetectorSet(detectors, device)
+
+
+def detector_roles() -> list[str]:
+    """The architectures a run can be given a detector for: the verdict detector's and
+    every architecture a registered explainer requires."""
+    from xai_study.explainers import explainer_class, list_explainers
+
+    needed = {explainer_class(n).requires for n in list_explainers()} - {None}
+    return [VERDICT_ARCH, *sorted(str(a) for a in needed)]
+
+
+def parse_detector_specs(items: Iterable[str], option: str = "--models") -> dict[str, str]:
+    """``ARCH=SPEC`` items (comma-separated or repeated; a bare ``SPEC`` is the verdict
+    detector) as ``{arch: spec}``, with a clear error for an unknown architecture."""
+    roles = detector_roles()
+    specs: dict[str, str] = {}
+    for text in items:
+        for item in filter(None, (s.strip() for s in str(text).split(","))):
+            arch, eq, spec = item.partition("=")
+            arch, spec = (arch.strip(), spec.strip()) if eq else (VERDICT_ARCH, item)
+            if arch not in roles:
+                raise XaiStudyError(
+                    f"{option}: unknown detector role {arch!r} (choose from: {', '.join(roles)})"
+                )
+            if not spec:
+                raise XaiStudyError(f"{option}: {item!r} names no detector (ARCH=NAME_OR_PATH)")
+            specs[arch] = spec
+    return specs
