@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from xai_study.cli import main
 
 
@@ -18,3 +20,48 @@ def test_unknown_command_is_one_line_exit_2():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "Traceback" not in proc.stderr
+
+
+#: Every command the README documents; the CLI must register each of them.
+COMMANDS = [
+    "faces",
+    "make-demo-data",
+    "make-train-extra",
+    "train",
+    "detect",
+    "evaluate-detector",
+    "explain",
+    "metrics",
+    "evaluate",
+    "build-study",
+    "serve",
+    "export",
+    "analyze",
+    "import-responses",
+    "withdraw",
+]
+
+
+def _registered() -> list[str]:
+    import argparse
+
+    from xai_study.cli import build_parser
+
+    parser = build_parser()
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(subs[0].choices) if subs else []
+
+
+def test_every_documented_command_is_registered():
+    registered = _registered()
+    assert registered, "no command registered"
+    assert sorted(COMMANDS) == registered
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: xai-study {command}") and len(out.splitlines()) > 3

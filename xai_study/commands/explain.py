@@ -53,14 +53,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("video", metavar="VIDEO", help="video file (or image) to explain")
     p.add_argument("--out", metavar="DIR", required=True, help="output folder (created)")
+    from xai_study.explainers import paper_explainers
+    from xai_study.runs.presets import PRESETS
+
+    paper = ",".join(paper_explainers())
     p.add_argument(
         "--explainers",
-        default="gradcam,shap3d,ltpa,bonettini",
+        default=paper,
         metavar="LIST",
-        help="comma-separated explainers (default: gradcam,shap3d,ltpa,bonettini)",
+        help=f"comma-separated explainers (default: {paper})",
     )
     p.add_argument(
-        "--preset", choices=("fast", "paper"), default="fast", help="quality preset (default: fast)"
+        "--preset", choices=list(PRESETS), default="fast", help="quality preset (default: fast)"
     )
     p.add_argument(
         "--frames",

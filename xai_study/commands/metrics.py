@@ -66,6 +66,8 @@ def register(subparsers) -> None:
     )
     p.set_defaults(func=run_metrics)
 
+    from xai_study.runs.presets import PRESETS
+
     e = subparsers.add_parser(
         "evaluate",
         help="explain a labelled data set with several explainers and tabulate the metrics",
@@ -82,7 +84,7 @@ def register(subparsers) -> None:
     e.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
     e.add_argument(
         "--preset",
-        choices=("fast", "paper"),
+        choices=list(PRESETS),
         default="fast",
         help="explainer/clip settings: fast (few frames, few samples) or paper (default: fast)",
     )

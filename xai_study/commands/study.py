@@ -100,14 +100,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="detector for an architecture (plain, bonettini, ltpa); default: the demo "
         "checkpoints in models/ (repeatable)",
     )
+    from xai_study.explainers import explainer_class, paper_explainers
+    from xai_study.runs.presets import PRESETS
+
+    paper = ",".join(explainer_class(n).study_name for n in paper_explainers())
     b.add_argument(
         "--explainers",
-        default="gradcam,shap,ltpa,bonettini",
-        help="comma-separated study explainers (default gradcam,shap,ltpa,bonettini)",
+        default=paper,
+        help=f"comma-separated study explainers (default {paper})",
     )
     b.add_argument(
         "--preset",
-        choices=["fast", "paper"],
+        choices=list(PRESETS),
         default="fast",
         help="explainer settings of xai_study.runs.PRESETS (default fast: CPU-friendly)",
     )

@@ -27,6 +27,7 @@ import numpy as np
 
 from xai_study.detectors.checkpoint import DEMO_MODELS, MODELS_DIR, file_sha256
 from xai_study.errors import VideoError, XaiStudyError
+from xai_study.explainers import paper_explainers
 
 CACHE_VERSION = 1
 DEFAULT_MAX_SECONDS = 60.0
@@ -37,7 +38,7 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 class DemoSettings:
     """What a demo result depends on besides the video itself."""
 
-    explainers: tuple[str, ...] = ("gradcam", "shap3d", "ltpa", "bonettini")
+    explainers: tuple[str, ...] = field(default_factory=lambda: tuple(paper_explainers()))
     preset: str = "fast"
     frames: int = 16
     target: str = "fake"

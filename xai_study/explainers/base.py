@@ -215,6 +215,19 @@ def paper_explainers() -> list[str]:
     return [c.name for c in sorted(ranked, key=lambda c: c.paper_rank)]
 
 
+def explainer_choices() -> list[tuple[str, str]]:
+    """``(label, name)`` of every explainer a user may pick: the paper's four in the
+    paper's order, then the others by name (UI and CLI choices)."""
+    _load_all()
+    paper = paper_explainers()
+    rest = sorted(n for n, c in _REGISTRY.items() if n not in paper and not _is_null(c))
+    return [(_REGISTRY[n].label, n) for n in [*paper, *rest]]
+
+
+def _is_null(cls: type[Explainer]) -> bool:
+    return bool(getattr(cls, "null", False))
+
+
 def explainer_label(name: str) -> str:
     """Display label of an explainer (``gradcam`` -> ``Grad-CAM``); unknown names are
     returned as given."""

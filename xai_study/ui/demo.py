@@ -14,18 +14,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from xai_study.explainers import explainer_choices, paper_explainers
+from xai_study.runs.presets import PRESETS
 from xai_study.ui.context import AppContext
 
-ALL_EXPLAINERS = [
-    ("Grad-CAM", "gradcam"),
-    ("SHAP-3D (supervoxels)", "shap3d"),
-    ("LTPA attention", "ltpa"),
-    ("Bonettini attention", "bonettini"),
-    ("LIME-3D", "lime3d"),
-    ("Saliency", "saliency"),
-    ("Integrated Gradients", "integrated_gradients"),
-]
-PAPER_FOUR = ["gradcam", "shap3d", "ltpa", "bonettini"]
+ALL_EXPLAINERS = explainer_choices()
+PAPER_FOUR = paper_explainers()
 SLOTS = len(ALL_EXPLAINERS)
 
 
@@ -87,7 +81,7 @@ def render(ctx: AppContext) -> None:
             )
             with gr.Row():
                 preset = gr.Radio(
-                    ["fast", "paper"],
+                    list(PRESETS),
                     value="paper" if gpu else "fast",
                     label="Preset (fast on CPU, paper on a GPU)",
                 )
