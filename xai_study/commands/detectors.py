@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 
 ARCH_CHOICES = ["plain", "bonettini", "ltpa", "xception", "mesoinception4"]
@@ -212,173 +213,68 @@ def _f(v) -> str:
 
 
 def _detect(args) -> int:
-    import numpy as np
-
-    from xai_study.detectors import load_detector
     from xai_study.detectors.evaluate import format_p
-    from xai_study.detectors.models import aggregate_logits
-    from xai_study.errors import XaiStudyError
-    from xai_study.video.clip import extract_face_clip
+    from xai_study.runs.detect import detect_video
 
-    if args.frames < 1:
-        raise XaiStudyError("--frames must be at least 1")
-    det = load_detector(args.model)
-    clip = extract_face_clip(args.video, num_frames=args.frames, size=det.input_size)
-    logits = det.frame_logits(clip.frames)
-    how = args.aggregation or det.config.get("aggregation", "mean_logit")
-    p = aggregate_logits(logits, how)
-    scores = (1 / (1 + np.exp(-logits.astype(np.float64)))).tolist()
-    result = {
-        "p_fake": p,
-        "label": "fake" if p >= det.threshold else "real",
-        "threshold": det.threshold,
-        "frame_scores": scores,
-        "frame_logits": logits.astype(float).tolist(),
-        "frame_indices": clip.frame_indices.astype(int).tolist(),
-        "timestamps": [round(float(t), 4) for t in clip.timestamps],
-        "aggregation": how,
-        "model": args.model,
-        "arch": det.config["arch"],
-        "frames_sampled": int(clip.frames_sampled),
-    }
+    result = detect_video(args.video, args.model, args.frames, args.aggregation)
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(
-            f"{args.video}: P(fake) = {format_p(p)} ({result['label']} at threshold "
-            f"{format_p(det.threshold)}), model {args.model}"
-        )
-        print(
-            f"{len(scores)} of {clip.frames_sampled} sampled frames with a face; "
-            f"frame P(fake) min {min(scores):.3f} median {float(np.median(scores)):.3f} "
-            f"max {max(scores):.3f}"
-        )
+        return 0
+    scores = result["frame_scores"]
+    print(
+        f"{args.video}: P(fake) = {format_p(result['p_fake'])} ({result['label']} at threshold "
+        f"{format_p(result['threshold'])}), model {args.model}"
+    )
+    print(
+        f"{len(scores)} of {result['frames_sampled']} sampled frames with a face; "
+        f"frame P(fake) min {min(scores):.3f} median {statistics.median(scores):.3f} "
+        f"max {max(scores):.3f}"
+    )
     return 0
 
 
 def _evaluate(args) -> int:
-    from pathlib import Path
+    from xai_study.detectors.evaluate import clean_json
+    from xai_study.runs.detect import evaluate_detector
 
-    import numpy as np
-    import torch
-
-    from xai_study.detectors import load_detector
-    from xai_study.detectors.checkpoint import read_checkpoint, resolve_model
-    from xai_study.detectors.data import build_faceset, read_labels, select_split
-    from xai_study.detectors.evaluate import (
-        binary_metrics,
-        choose_threshold,
-        clean_json,
-        dump_json,
-        evaluate_faceset,
-        format_p,
-        plot_roc_det,
-        write_per_video_csv,
-    )
-    from xai_study.errors import XaiStudyError
-
-    if args.frames < 1:
-        raise XaiStudyError("--frames must be at least 1")
-    det = load_detector(args.model)
-    path = resolve_model(args.model)
-    if args.save_to_checkpoint or args.save_threshold:  # checked before the long part
-        obj = read_checkpoint(path)
-        if obj.get("format") != "xai-study-detector":
-            flag = "--save-threshold" if args.save_threshold else "--save-to-checkpoint"
-            raise XaiStudyError(f"{flag} needs a project checkpoint")
-    items = select_split(read_labels(args.data), args.split, args.data)
-    faces = build_faceset(
-        items,
-        args.frames,
-        det.input_size,
+    run = evaluate_detector(
+        args.model,
+        args.data,
+        split=args.split,
+        frames=args.frames,
+        out=args.out,
         cache_dir=args.cache_dir,
+        save_threshold=args.save_threshold,
+        save_to_checkpoint=args.save_to_checkpoint,
         progress=not args.quiet,
-        desc=f"faces ({args.split})",
     )
-    res = evaluate_faceset(det, faces, progress=not args.quiet)
-    chosen = None
-    if args.save_threshold:
-        if args.split == "test":
-            print(
-                "note: a threshold chosen on the test split makes test figures optimistic",
-                file=sys.stderr,
-            )
-        try:
-            chosen = choose_threshold(faces.video_labels(), res["video_scores"])
-        except ValueError as exc:
-            raise XaiStudyError(f"--save-threshold: {exc} in split {args.split!r}") from None
-    t = chosen["p_fake"] if chosen else det.threshold
-    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
-    at = None
-    if t != 0.5:
-        vb = binary_metrics(faces.video_labels(), res["video_scores"], t)["balanced_accuracy"]
-        fb = binary_metrics(faces.labels, frame_p, t)["balanced_accuracy"]
-        at = {"threshold": t, "video_balanced_accuracy": vb, "frame_balanced_accuracy": fb}
-    metrics = {
-        "model": args.model,
-        "data": args.data,
-        "split": args.split,
-        "frames_per_video": args.frames,
-        "aggregation": det.config.get("aggregation", "mean_logit"),
-        "video": res["video"],
-        "frame": res["frame"],
-        "skipped": faces.skipped,
-    }
-    if at is not None:
-        metrics["at_threshold"] = at
-    if args.out:
-        out = Path(args.out)
-        dump_json(metrics, out / "metrics.json")
-        write_per_video_csv(out / "per_video.csv", faces, res["video_scores"], res["frame_logits"])
-        plot_roc_det(
-            faces.video_labels(), res["video_scores"], out / "video", title=f"{args.split} (video)"
-        )
-        plot_roc_det(
-            faces.labels,
-            frame_p,
-            out / "frame",
-            title=f"{args.split} (frame)",
-        )
-    if args.save_to_checkpoint or args.save_threshold:
-        meta = obj.setdefault("meta", {})
-        if args.save_to_checkpoint:
-            meta.setdefault("metrics", {})[args.split] = clean_json(
-                {k: metrics[k] for k in ("data", "frames_per_video", "video", "frame")}
-            )
-        if chosen is not None:
-            meta["threshold"] = clean_json(
-                dict(
-                    chosen,
-                    rule="highest video balanced accuracy",
-                    split=args.split,
-                    data=str(args.data),
-                    frames_per_video=args.frames,
-                    n_videos=len(faces.items),
-                )
-            )
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(obj, tmp)
-        tmp.replace(path)
     if args.json:
-        print(json.dumps(clean_json(metrics), indent=2))
+        print(json.dumps(clean_json(run.metrics), indent=2))
     else:
-        v, f = res["video"], res["frame"]
-        print(
-            f"{args.model} on {args.split}: {v['n']} videos ({v['n_fake']} fake, {v['n_real']} real), "
-            f"{f['n']} frames"
-        )
-        print(
-            f"  video AUC {_f(v['auc'])}  balanced acc {_f(v['balanced_accuracy'])}  "
-            f"EER {_f(v['eer'])}  AP {_f(v['ap'])}"
-        )
-        print(f"  frame AUC {_f(f['auc'])}  balanced acc {_f(f['balanced_accuracy'])}")
-        if at is not None:
-            print(
-                f"  at threshold {format_p(at['threshold'])}: video balanced acc "
-                f"{_f(at['video_balanced_accuracy'])}, frame {_f(at['frame_balanced_accuracy'])}"
-            )
-        if chosen is not None:
-            print(f"  threshold {format_p(chosen['p_fake'])} saved to {path}")
-        if faces.skipped:
-            print(f"  skipped {len(faces.skipped)} video(s) without a usable face")
+        _print_evaluation(args.model, args.split, run)
     return 0
+
+
+def _print_evaluation(model: str, split: str, run) -> None:
+    from xai_study.detectors.evaluate import format_p
+
+    v, f = run.metrics["video"], run.metrics["frame"]
+    print(
+        f"{model} on {split}: {v['n']} videos ({v['n_fake']} fake, {v['n_real']} real), "
+        f"{f['n']} frames"
+    )
+    print(
+        f"  video AUC {_f(v['auc'])}  balanced acc {_f(v['balanced_accuracy'])}  "
+        f"EER {_f(v['eer'])}  AP {_f(v['ap'])}"
+    )
+    print(f"  frame AUC {_f(f['auc'])}  balanced acc {_f(f['balanced_accuracy'])}")
+    at = run.metrics.get("at_threshold")
+    if at is not None:
+        print(
+            f"  at threshold {format_p(at['threshold'])}: video balanced acc "
+            f"{_f(at['video_balanced_accuracy'])}, frame {_f(at['frame_balanced_accuracy'])}"
+        )
+    if run.chosen is not None:
+        print(f"  threshold {format_p(run.chosen['p_fake'])} saved to {run.checkpoint}")
+    if run.metrics["skipped"]:
+        print(f"  skipped {len(run.metrics['skipped'])} video(s) without a usable face")

@@ -22,7 +22,7 @@ from xai_study.errors import XaiStudyError
 #: the verdict.
 VERDICT_ARCH = "plain"
 
-_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -48,13 +48,26 @@ def check_device(device: str | None) -> str:
     return device
 
 
+def _file_key(spec: str | os.PathLike) -> tuple:
+    """The checkpoint file's identity (path, size, modification time), so that a file
+    replaced or rewritten (``--save-threshold``) is loaded again."""
+    from xai_study.detectors.checkpoint import resolve_model
+
+    try:
+        path = resolve_model(spec)
+        st = path.stat()
+    except (XaiStudyError, OSError):
+        return (str(spec),)  # load_detector reports the error
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
 def resolve_detector(spec: str | os.PathLike | Any, device: str | None = None):
-    """A loaded detector for ``spec`` (see the module docstring), loaded once per process
-    and device; a ready detector object is returned as it is."""
+    """A loaded detector for ``spec`` (see the module docstring), loaded once per process,
+    device and checkpoint file version; a ready detector object is returned as it is."""
     if not isinstance(spec, str | os.PathLike):
         return spec
     device = check_device(device)
-    key = (str(spec), device)
+    key = (*_file_key(spec), device)
     with _LOCK:
         if key not in _CACHE:
             from xai_study.detectors import load_detector

@@ -1,0 +1,182 @@
+"""Detector runs without explanations: one video's verdict (``xai-study detect``) and a
+detector's scores over a split of a labels file (``xai-study evaluate-detector``)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xai_study.errors import XaiStudyError
+from xai_study.runs.detectors import resolve_detector
+
+
+def detect_video(
+    video, model: str = "plain", frames: int = 32, aggregation: str | None = None
+) -> dict[str, Any]:
+    """P(fake), label, threshold and per-frame scores of ``video`` under ``model``."""
+    from xai_study.detectors.models import aggregate_logits
+    from xai_study.video.clip import extract_face_clip
+
+    if frames < 1:
+        raise XaiStudyError("--frames must be at least 1")
+    det = resolve_detector(model, "cpu")
+    clip = extract_face_clip(video, num_frames=frames, size=det.input_size)
+    logits = det.frame_logits(clip.frames)
+    how = aggregation or det.config.get("aggregation", "mean_logit")
+    p = aggregate_logits(logits, how)
+    return {
+        "p_fake": p,
+        "label": "fake" if p >= det.threshold else "real",
+        "threshold": det.threshold,
+        "frame_scores": (1 / (1 + np.exp(-logits.astype(np.float64)))).tolist(),
+        "frame_logits": logits.astype(float).tolist(),
+        "frame_indices": clip.frame_indices.astype(int).tolist(),
+        "timestamps": [round(float(t), 4) for t in clip.timestamps],
+        "aggregation": how,
+        "model": str(model),
+        "arch": det.config["arch"],
+        "frames_sampled": int(clip.frames_sampled),
+    }
+
+
+@dataclass
+class DetectorEvaluation:
+    """What ``evaluate-detector`` found (``metrics`` is ``metrics.json``)."""
+
+    metrics: dict[str, Any]
+    checkpoint: Path
+    chosen: dict[str, Any] | None = None  # the threshold chosen with save_threshold
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _project_checkpoint(path: Path, flag: str) -> dict[str, Any]:
+    from xai_study.detectors.checkpoint import read_checkpoint
+
+    obj = read_checkpoint(path)
+    if obj.get("format") != "xai-study-detector":
+        raise XaiStudyError(f"{flag} needs a project checkpoint")
+    return obj
+
+
+def _at_threshold(faces, res, threshold: float) -> dict[str, float] | None:
+    from xai_study.detectors.evaluate import binary_metrics
+
+    if threshold == 0.5:
+        return None
+    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
+    vb = binary_metrics(faces.video_labels(), res["video_scores"], threshold)
+    fb = binary_metrics(faces.labels, frame_p, threshold)
+    return {
+        "threshold": threshold,
+        "video_balanced_accuracy": vb["balanced_accuracy"],
+        "frame_balanced_accuracy": fb["balanced_accuracy"],
+    }
+
+
+def _write_outputs(out: Path, metrics, faces, res, split: str) -> None:
+    from xai_study.detectors.evaluate import dump_json, plot_roc_det, write_per_video_csv
+
+    dump_json(metrics, out / "metrics.json")
+    write_per_video_csv(out / "per_video.csv", faces, res["video_scores"], res["frame_logits"])
+    plot_roc_det(faces.video_labels(), res["video_scores"], out / "video", title=f"{split} (video)")
+    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
+    plot_roc_det(faces.labels, frame_p, out / "frame", title=f"{split} (frame)")
+
+
+def _save_to_checkpoint(obj, path: Path, metrics, chosen, split, data, frames, n_videos) -> None:
+    import torch
+
+    from xai_study.detectors.evaluate import clean_json
+
+    meta = obj.setdefault("meta", {})
+    if metrics is not None:
+        meta.setdefault("metrics", {})[split] = clean_json(
+            {k: metrics[k] for k in ("data", "frames_per_video", "video", "frame")}
+        )
+    if chosen is not None:
+        meta["threshold"] = clean_json(
+            dict(
+                chosen,
+                rule="highest video balanced accuracy",
+                split=split,
+                data=str(data),
+                frames_per_video=frames,
+                n_videos=n_videos,
+            )
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def evaluate_detector(
+    model: str,
+    data: str,
+    split: str = "test",
+    frames: int = 32,
+    out: str | None = None,
+    cache_dir: str | None = None,
+    save_threshold: bool = False,
+    save_to_checkpoint: bool = False,
+    progress: bool = True,
+) -> DetectorEvaluation:
+    """Score every video of ``split``: video and frame AUC, balanced accuracy, EER, AP
+    (and at the detector's threshold); with ``out`` also ``metrics.json``,
+    ``per_video.csv`` and ROC/DET plots; ``save_threshold`` stores the threshold with
+    the highest balanced accuracy in the checkpoint, ``save_to_checkpoint`` the metrics."""
+    from xai_study.detectors.checkpoint import resolve_model
+    from xai_study.detectors.data import build_faceset, read_labels, select_split
+    from xai_study.detectors.evaluate import choose_threshold, evaluate_faceset
+
+    if frames < 1:
+        raise XaiStudyError("--frames must be at least 1")
+    det = resolve_detector(model, "cpu")
+    path = resolve_model(model)
+    obj = None
+    if save_to_checkpoint or save_threshold:  # checked before the long part
+        flag = "--save-threshold" if save_threshold else "--save-to-checkpoint"
+        obj = _project_checkpoint(path, flag)
+    items = select_split(read_labels(data), split, data)
+    faces = build_faceset(
+        items,
+        frames,
+        det.input_size,
+        cache_dir=cache_dir,
+        progress=progress,
+        desc=f"faces ({split})",
+    )
+    res = evaluate_faceset(det, faces, progress=progress)
+    chosen = None
+    if save_threshold:
+        if split == "test":
+            print(
+                "note: a threshold chosen on the test split makes test figures optimistic",
+                file=sys.stderr,
+            )
+        try:
+            chosen = choose_threshold(faces.video_labels(), res["video_scores"])
+        except ValueError as exc:
+            raise XaiStudyError(f"--save-threshold: {exc} in split {split!r}") from None
+    metrics: dict[str, Any] = {
+        "model": model,
+        "data": data,
+        "split": split,
+        "frames_per_video": frames,
+        "aggregation": det.config.get("aggregation", "mean_logit"),
+        "video": res["video"],
+        "frame": res["frame"],
+        "skipped": faces.skipped,
+    }
+    at = _at_threshold(faces, res, chosen["p_fake"] if chosen else det.threshold)
+    if at is not None:
+        metrics["at_threshold"] = at
+    if out:
+        _write_outputs(Path(out), metrics, faces, res, split)
+    if obj is not None:
+        saved = metrics if save_to_checkpoint else None
+        _save_to_checkpoint(obj, path, saved, chosen, split, data, frames, len(faces.items))
+    return DetectorEvaluation(metrics=metrics, checkpoint=path, chosen=chosen)
