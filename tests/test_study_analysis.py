@@ -9,14 +9,16 @@ import pandas as pd
 import pytest
 
 from xai_study.errors import StudyError
+from xai_study.explainers import canonical_name
 from xai_study.study.analysis import (
     PAPER_COUNTS,
-    RESPONSE_COLUMNS,
+    REQUIRED_RESPONSE_COLUMNS,
     analyze,
     fleiss_kappa_table,
     holm,
     load_metrics,
     metrics_table,
+    paper_counts_by_label,
     paper_responses,
     save_plots,
     sign_test,
@@ -60,7 +62,7 @@ def _rows(*answers: tuple) -> pd.DataFrame:
                 "answered_at": "2026-01-01T00:00:00+00:00",
             }
         )
-    return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
+    return pd.DataFrame(rows, columns=list(REQUIRED_RESPONSE_COLUMNS))
 
 
 # --------------------------------------------------------------------- the paper
@@ -70,7 +72,8 @@ def test_paper_counts_give_the_papers_shares():
     result = analyze(paper_responses())
     c = result.choices.set_index("explainer")
     assert list(c.index) == ["GradCAM", "SHAP", "LTPA", "Bonettini"]
-    assert c["count"].to_dict() == PAPER_COUNTS
+    assert c["count"].to_dict() == paper_counts_by_label()
+    assert {canonical_name(k): v for k, v in c["count"].items()} == PAPER_COUNTS
     shares = {k: round(100 * v) for k, v in c["share"].items()}
     assert shares == {"GradCAM": 23, "SHAP": 31, "LTPA": 19, "Bonettini": 26}
     assert c["share"].sum() == pytest.approx(1.0)
@@ -85,8 +88,9 @@ def test_paper_answer_level_sign_tests():
         "explainer_a", "explainer_b", "level", "n_a", "n_b", "p_value", "p_holm"
     ]  # fmt: skip
     assert len(st) == 6
+    counts = paper_counts_by_label()
     for r in st.itertuples():
-        assert (r.n_a, r.n_b) == (PAPER_COUNTS[r.explainer_a], PAPER_COUNTS[r.explainer_b])
+        assert (r.n_a, r.n_b) == (counts[r.explainer_a], counts[r.explainer_b])
         assert r.p_value == pytest.approx(_binom_two_sided(r.n_a, r.n_a + r.n_b), rel=1e-9)
     assert st["p_holm"].tolist() == pytest.approx(_holm_by_hand(st["p_value"].tolist()))
     by_pair = st.set_index(["explainer_a", "explainer_b"])
@@ -311,7 +315,7 @@ def test_bad_tables_raise_one_line_study_errors():
 
 
 def test_empty_study_gives_nan_statistics_not_errors(tmp_path):
-    r = analyze(pd.DataFrame(columns=list(RESPONSE_COLUMNS)))
+    r = analyze(pd.DataFrame(columns=list(REQUIRED_RESPONSE_COLUMNS)))
     assert r.overview["participants"] == 0
     assert math.isnan(r.tests["chi2_gof"]["p_value"])
     assert len(save_plots(r, tmp_path)) == 3
