@@ -76,16 +76,20 @@ def _to_bool(value: object) -> object:
     raise StudyError(f"q1_correct must be true/false, got {value!r}")
 
 
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _text_series(values: Iterable[object], index: pd.Index) -> pd.Series:
+    # An object column built cell by cell: Series.map would infer pandas' string dtype,
+    # which turns pd.NA into NaN (and NaN later into the text "nan").
+    return pd.Series(list(values), index=index, dtype="object")
+
+
 def clean_text(series: pd.Series) -> pd.Series:
     """Strings with surrounding blanks removed; empty / missing cells become NA."""
-    out = series.astype("object").map(
-        lambda v: (
-            pd.NA
-            if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-            else str(v).strip()
-        )
-    )
-    return out.map(lambda v: pd.NA if v is pd.NA or v == "" else v).astype("object")
+    stripped = (pd.NA if _missing(v) else str(v).strip() for v in series)
+    return _text_series((pd.NA if v is pd.NA or v == "" else v for v in stripped), series.index)
 
 
 def _section_text(value: object) -> object:
@@ -95,8 +99,8 @@ def _section_text(value: object) -> object:
     return value
 
 
-def _lower(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: v if v is pd.NA else str(v).lower()).astype("object")
+def _lower(series: pd.Series, missing: object = pd.NA) -> pd.Series:
+    return _text_series((missing if _missing(v) else str(v).lower() for v in series), series.index)
 
 
 # --------------------------------------------------------------------------- tables
@@ -206,7 +210,7 @@ def prepare_participants(
     known = "status" in index.columns
     if known:
         status = clean_text(index["status"]).reindex(ids)
-        out["status"] = status.map(lambda v: "unknown" if v is pd.NA else str(v).lower()).to_numpy()
+        out["status"] = _lower(status, missing="unknown").to_numpy()
     else:
         most = int(out["answered"].max()) if len(out) else 0
         out["status"] = np.where((out["answered"] >= most) & (most > 0), "completed", "incomplete")

@@ -19,6 +19,12 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _error_bars(value: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
+    """Matplotlib ``yerr`` of an interval around ``value``; at 0 or 1 the Wilson bound
+    can miss the value by a rounding error (4e-19), which matplotlib refuses."""
+    return np.clip(np.vstack([value - low, high - value]), 0.0, None)
+
+
 def plot_choice_shares(result: Analysis):
     """Bar chart of Q2 choice shares per explainer with 95 % Wilson intervals."""
     fig = _figure(6, 3.6)
@@ -26,7 +32,7 @@ def plot_choice_shares(result: Analysis):
     c = result.choices
     if len(c) and c["count"].sum() > 0:
         x = np.arange(len(c))
-        err = np.vstack([c["share"] - c["ci_low"], c["ci_high"] - c["share"]])
+        err = _error_bars(c["share"], c["ci_low"], c["ci_high"])
         bars = ax.bar(x, c["share"], yerr=err, capsize=4, color="#4C72B0")
         for bar, (share, count) in zip(bars, zip(c["share"], c["count"], strict=True), strict=True):
             ax.annotate(
@@ -58,7 +64,7 @@ def plot_accuracy_by_familiarity(result: Analysis):
     table = table[table["n"] > 0]
     if len(table):
         x = np.arange(len(table))
-        err = np.vstack([table["accuracy"] - table["ci_low"], table["ci_high"] - table["accuracy"]])
+        err = _error_bars(table["accuracy"], table["ci_low"], table["ci_high"])
         colors = ["#55A868"] * (len(table) - 1) + ["#8172B2"]
         ax.bar(x, table["accuracy"], yerr=err, capsize=4, color=colors)
         labels = [f"{g}\n(n={int(n)})" for g, n in zip(table["group"], table["n"], strict=True)]
