@@ -4,8 +4,9 @@ Locked behind the admin password (``XAI_STUDY_ADMIN_PASSWORD``; in production mo
 is no default and the page stays locked without it). Every event handler checks the
 password itself (hidden endpoints are still callable over HTTP), so nothing is computed
 or sent to a caller without it. The numbers come from
-:func:`xai_study.study.analysis.analyze_database`, the same function as
-``xai-study analyze --db``.
+:func:`xai_study.study.analysis.analyze` on the database's tables, as with
+``xai-study analyze --db``, and the summary is the same report that command prints,
+rendered as Markdown.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 
 from xai_study.study.analysis import (
     Analysis,
-    analyze_database,
+    analyze,
     display_table,
     figures,
     load_database,
@@ -66,10 +67,11 @@ class _Files:
 
 
 def build_payload(ctx: AppContext, out_dir: Path) -> Payload:
-    """Analyse the live database and write the downloadable CSVs into ``out_dir``."""
+    """Analyse the live database and write the downloadable CSVs into ``out_dir`` (the
+    tables are read once, so the downloads and the statistics agree)."""
     study = ctx.study.name
     responses, participants = load_database(ctx.db, study)
-    result = analyze_database(ctx.db, study)
+    result = analyze(responses, participants)
     export_tables(responses, participants, out_dir)
     export_analysis(result, out_dir)
     files = {name: out_dir / name for name in DOWNLOADS}
