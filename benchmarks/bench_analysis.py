@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from xai_study.study.analysis import RESPONSE_COLUMNS, analyze, figures
+from xai_study.study.analysis import REQUIRED_RESPONSE_COLUMNS, analyze, figures
 from xai_study.study.export import read_responses, write_csv
 
 EXPLAINERS = ["gradcam", "shap", "ltpa", "bonettini"]
@@ -37,7 +37,7 @@ def synthetic(participants: int, sections: int = 20, seed: int = 0) -> pd.DataFr
             ),
             "answered_at": "2026-01-01T00:00:00+00:00",
         },
-        columns=list(RESPONSE_COLUMNS),
+        columns=list(REQUIRED_RESPONSE_COLUMNS),
     )
 
 

@@ -9,14 +9,19 @@ import pandas as pd
 import pytest
 
 from xai_study.errors import StudyError
+from xai_study.explainers import canonical_name
 from xai_study.study.analysis import (
     PAPER_COUNTS,
-    RESPONSE_COLUMNS,
+    PAPER_METRICS,
+    REQUIRED_RESPONSE_COLUMNS,
     analyze,
+    explainer_id,
     fleiss_kappa_table,
     holm,
     load_metrics,
     metrics_table,
+    order_explainers,
+    paper_counts_by_label,
     paper_responses,
     save_plots,
     sign_test,
@@ -60,7 +65,7 @@ def _rows(*answers: tuple) -> pd.DataFrame:
                 "answered_at": "2026-01-01T00:00:00+00:00",
             }
         )
-    return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
+    return pd.DataFrame(rows, columns=list(REQUIRED_RESPONSE_COLUMNS))
 
 
 # --------------------------------------------------------------------- the paper
@@ -70,7 +75,8 @@ def test_paper_counts_give_the_papers_shares():
     result = analyze(paper_responses())
     c = result.choices.set_index("explainer")
     assert list(c.index) == ["GradCAM", "SHAP", "LTPA", "Bonettini"]
-    assert c["count"].to_dict() == PAPER_COUNTS
+    assert c["count"].to_dict() == paper_counts_by_label()
+    assert {canonical_name(k): v for k, v in c["count"].items()} == PAPER_COUNTS
     shares = {k: round(100 * v) for k, v in c["share"].items()}
     assert shares == {"GradCAM": 23, "SHAP": 31, "LTPA": 19, "Bonettini": 26}
     assert c["share"].sum() == pytest.approx(1.0)
@@ -85,8 +91,9 @@ def test_paper_answer_level_sign_tests():
         "explainer_a", "explainer_b", "level", "n_a", "n_b", "p_value", "p_holm"
     ]  # fmt: skip
     assert len(st) == 6
+    counts = paper_counts_by_label()
     for r in st.itertuples():
-        assert (r.n_a, r.n_b) == (PAPER_COUNTS[r.explainer_a], PAPER_COUNTS[r.explainer_b])
+        assert (r.n_a, r.n_b) == (counts[r.explainer_a], counts[r.explainer_b])
         assert r.p_value == pytest.approx(_binom_two_sided(r.n_a, r.n_a + r.n_b), rel=1e-9)
     assert st["p_holm"].tolist() == pytest.approx(_holm_by_hand(st["p_value"].tolist()))
     by_pair = st.set_index(["explainer_a", "explainer_b"])
@@ -311,7 +318,7 @@ def test_bad_tables_raise_one_line_study_errors():
 
 
 def test_empty_study_gives_nan_statistics_not_errors(tmp_path):
-    r = analyze(pd.DataFrame(columns=list(RESPONSE_COLUMNS)))
+    r = analyze(pd.DataFrame(columns=list(REQUIRED_RESPONSE_COLUMNS)))
     assert r.overview["participants"] == 0
     assert math.isnan(r.tests["chi2_gof"]["p_value"])
     assert len(save_plots(r, tmp_path)) == 3
@@ -371,3 +378,84 @@ def test_plots_are_png_files(tmp_path):
             assert im.format == "PNG" and im.width >= 400 and im.height >= 300
             # not a blank canvas
             assert len(set(im.convert("L").getdata())) > 10
+
+
+# --------------------------------------------------------------------- registry names
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["bonettini", "ltpa", "shap", "gradcam"], ["gradcam", "shap", "ltpa", "bonettini"]),
+        (["Bonettini", "SHAP", "GradCAM", "LTPA"], ["GradCAM", "SHAP", "LTPA", "Bonettini"]),
+        (["SHAP-3D", "ltpa", "Grad-CAM"], ["Grad-CAM", "SHAP-3D", "ltpa"]),
+        (["shap3d", "saliency", "foo", "lime", "gradcam"], ["gradcam", "shap3d", "foo", "lime", "saliency"]),
+        (["zeta", "Alpha", "zeta"], ["Alpha", "zeta"]),
+    ],
+    ids=["registry", "paper", "labels", "others-alphabetical", "unknown-only"],
+)  # fmt: skip
+def test_explainers_in_the_papers_order_whatever_the_spelling(names, expected):
+    assert order_explainers(names) == expected
+    df = _rows(*[(f"p{i}", "1", "v1", "video1", True, n) for i, n in enumerate(names)])
+    assert analyze(df).explainers == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [("GradCAM", "gradcam"), ("Grad-CAM", "gradcam"), ("SHAP", "shap3d"), ("shap", "shap3d"),
+     ("SHAP-3D", "shap3d"), ("LIME-3D", "lime3d"), ("My Method", "mymethod")],
+)  # fmt: skip
+def test_explainer_id(spelling, expected):
+    assert explainer_id(spelling) == expected
+
+
+def test_paper_metrics_are_the_metrics_packages_table():
+    from xai_study.metrics.paper import PAPER_RESULTS
+
+    assert list(PAPER_METRICS.index) == ["gradcam", "shap3d", "ltpa", "bonettini"]
+    assert PAPER_METRICS.to_dict(orient="index") == PAPER_RESULTS
+
+
+@pytest.mark.parametrize("names", [["gradcam", "shap3d", "ltpa", "bonettini"],
+                                   ["Grad-CAM", "SHAP-3D", "LTPA", "Bonettini"]])  # fmt: skip
+def test_metrics_match_the_study_names_through_the_registry(names):
+    # the study says GradCAM / SHAP, an evaluate summary says gradcam / shap3d
+    metrics = pd.DataFrame({"V": [0.0135, 0.0302, 0.0108, 0.0951]}, index=names)
+    corr = analyze(paper_responses(), metrics=metrics).correlations.set_index("metric")
+    assert corr.loc["V", "n"] == 4
+    assert corr.loc["V", "spearman_rho"] == pytest.approx(0.8)
+
+
+# --------------------------------------------------------------------- regressions
+
+
+@pytest.mark.parametrize("column", ["screen", "familiarity"])
+def test_missing_demographics_in_a_csv_are_unknown_not_nan(tmp_path, column):
+    from xai_study.study.export import read_responses
+
+    df = _rows(("a", "1", "v1", "video1", True, "X"), ("b", "1", "v1", "video1", True, "Y"))
+    df.loc[df["participant_id"] == "b", column] = ""
+    df.to_csv(tmp_path / "r.csv", index=False)
+    r = analyze(read_responses(tmp_path / "r.csv"))
+    levels = r.demographics[r.demographics["variable"] == column]["level"].tolist()
+    assert "unknown" in levels and "nan" not in levels
+
+
+def test_missing_status_is_unknown_not_nan():
+    df = _rows(("a", "1", "v1", "video1", True, "X"), ("b", "1", "v1", "video1", True, "Y"))
+    people = pd.DataFrame({"participant_id": ["a", "b"], "status": ["completed", None]})
+    assert analyze(df, people).participants["status"].tolist() == ["completed", "unknown"]
+
+
+@pytest.mark.parametrize(
+    "q1_correct", [True, False], ids=["all-correct", "none-correct"]
+)  # fmt: skip
+def test_plots_with_an_explainer_nobody_chose_and_extreme_accuracy(tmp_path, q1_correct):
+    # Wilson bounds at 0 and 1 can miss the share by 4e-19: matplotlib refused the yerr
+    df = _rows(*[(f"p{i}", "1", "v1", "video1", q1_correct, "shap") for i in range(7)])
+    r = analyze(df, explainers=["gradcam", "shap", "ltpa"])
+    assert r.choices["count"].tolist() == [0, 7, 0]
+    assert r.choices["ci_low"].iloc[0] > 0  # 0 of 7: the bound misses 0 by a rounding error
+    acc = r.accuracy_overall.iloc[0]
+    assert acc["ci_low"] > acc["accuracy"] or acc["ci_high"] < acc["accuracy"]
+    assert len(save_plots(r, tmp_path)) == 3

@@ -69,7 +69,7 @@ def test_schema_created_and_idempotent_answers(db_url):
     assert not db.save_q2(par.id, "s02", q2_choice="gradcam", q2_position="A")
     assert db.get_answer(par.id, "s02").q2_choice == "ltpa"
     frame = db.responses_frame()
-    assert list(frame.columns) == RESPONSE_COLUMNS
+    assert tuple(frame.columns) == RESPONSE_COLUMNS
     assert list(frame["q2_choice"]) == ["shap", "ltpa"]
     frame = frame[frame["section"] == "s01"]
     assert len(frame) == 1 and frame.iloc[0]["q2_choice"] == "shap"

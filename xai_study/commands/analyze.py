@@ -222,41 +222,37 @@ def run_withdraw(args: argparse.Namespace) -> int:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from xai_study.study.analysis import analyze, load_database, load_metrics, save_plots
-    from xai_study.study.export import export_analysis, read_participants, read_responses
+    from xai_study.study.analysis import (
+        analyze,
+        load_database,
+        load_metrics,
+        read_tables,
+        write_results,
+    )
 
     if args.db:
         if args.participants:
             raise StudyError("--participants goes with --responses, not with --db")
         db = _open(args.db)
-        study = pick_study(db, args.study)
-        responses, participants = load_database(db, study)
+        responses, participants = load_database(db, pick_study(db, args.study))
     else:
         if args.study:
             raise StudyError("--study goes with --db")
-        responses = read_responses(args.responses)
-        part_path = args.participants or args.responses.with_name("participants.csv")
-        participants = None
-        if args.participants or part_path.is_file():
-            participants = read_participants(part_path)
+        responses, participants = read_tables(args.responses, args.participants)
     explainers = None
     if args.explainers:
         explainers = [e.strip() for e in args.explainers.split(",") if e.strip()]
         if not explainers:
             raise StudyError("--explainers is empty")
-    metrics = load_metrics(args.metrics) if args.metrics else None
     result = analyze(
         responses,
         participants,
         explainers=explainers,
-        metrics=metrics,
+        metrics=load_metrics(args.metrics) if args.metrics else None,
         exclude_failed_checks=args.exclude_failed_checks,
     )
-    paths = export_analysis(result, args.out)
-    if not args.no_plots:
-        paths += save_plots(result, args.out)
-    for line in result.summary_lines():
-        print(line)
+    paths = write_results(result, args.out, plots=not args.no_plots)
+    print(result.report().to_text())
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -53,6 +53,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, Prog
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from xai_study.errors import StudyError
+from xai_study.study.schema import RESPONSE_COLUMNS
 
 __all__ = [
     "Answer",
@@ -68,29 +69,6 @@ SCREENS = ("large", "small")
 FAMILIARITY = ("yes", "heard of it", "no")
 Q1_ANSWERS = ("video1", "video2", "dont_know")
 STATUSES = ("consented", "in_progress", "completed", "withdrawn")
-
-#: responses_frame() columns, in order.
-RESPONSE_COLUMNS = [
-    "participant_id",
-    "study",
-    "section",
-    "position",
-    "video_id",
-    "real_video_id",
-    "fake_position",
-    "q1_answer",
-    "q1_correct",
-    "q2_choice",
-    "q2_position",
-    "q2_order",
-    "screen",
-    "familiarity",
-    "shown_at",
-    "q1_answered_at",
-    "q1_time_spent_s",
-    "answered_at",
-    "time_spent_s",
-]
 
 #: participants_frame() columns, in order.
 PARTICIPANT_COLUMNS = [
@@ -566,7 +544,8 @@ class Database:
             return list(s.scalars(select(Study.name).order_by(Study.id)))
 
     def responses_frame(self, study: str | None = None):
-        """One row per participant x answered section (``RESPONSE_COLUMNS``).
+        """One row per participant x answered section (``RESPONSE_COLUMNS`` of
+        :mod:`xai_study.study.schema`).
 
         ``q1_answer`` is ``video1`` / ``video2`` / ``dont_know`` as the participant saw
         them, ``q1_correct`` is True/False (None for "I do not know"), ``q2_choice`` the
@@ -611,7 +590,7 @@ class Database:
                         "time_spent_s": ans.time_spent_s,
                     }
                 )
-        frame = pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
+        frame = pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
         frame["q1_correct"] = frame["q1_correct"].astype(object)
         return frame
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from xai_study.errors import StudyError
-from xai_study.study.analysis import RESPONSE_COLUMNS, Analysis
+from xai_study.study.schema import REQUIRED_RESPONSE_COLUMNS, TEXT_RESPONSE_COLUMNS
+
+if TYPE_CHECKING:
+    from xai_study.study.analysis import Analysis
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -94,7 +98,7 @@ def read_csv(path: str | Path, text_columns: tuple[str, ...] = ()) -> pd.DataFra
 
 def read_responses(path: str | Path) -> pd.DataFrame:
     """``responses.csv`` (ours or any file with the same columns) as a DataFrame."""
-    return read_csv(path, text_columns=(*RESPONSE_COLUMNS, "study", "q2_position", "q2_order"))
+    return read_csv(path, text_columns=TEXT_RESPONSE_COLUMNS)
 
 
 def read_participants(path: str | Path) -> pd.DataFrame:
@@ -136,11 +140,12 @@ def export_tables(
 ) -> list[Path]:
     """Write ``responses.csv`` (and ``participants.csv``) into ``out_dir``."""
     out_dir = Path(out_dir)
-    missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
+    missing = [c for c in REQUIRED_RESPONSE_COLUMNS if c not in responses.columns]
     if missing:
         raise StudyError("responses lack column(s) " + ", ".join(missing))
-    rest = [c for c in responses.columns if c not in RESPONSE_COLUMNS]
-    written = [write_csv(responses[list(RESPONSE_COLUMNS) + rest], out_dir / "responses.csv")]
+    rest = [c for c in responses.columns if c not in REQUIRED_RESPONSE_COLUMNS]
+    columns = [*REQUIRED_RESPONSE_COLUMNS, *rest]
+    written = [write_csv(responses[columns], out_dir / "responses.csv")]
     if participants is not None:
         written.append(write_csv(participants, out_dir / "participants.csv"))
     return written

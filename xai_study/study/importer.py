@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from xai_study.errors import StudyError
-from xai_study.study.analysis import RESPONSE_COLUMNS
+from xai_study.study.schema import REQUIRED_RESPONSE_COLUMNS
 
 Q1_VALUES = ("video1", "video2", "dont_know")
 SCREENS = ("large", "small")
@@ -298,7 +298,7 @@ def convert_form(frame: pd.DataFrame, cmap: ColumnMap) -> tuple[pd.DataFrame, pd
             }
         )
     extra = ["position", "real_video_id", "fake_position", "q2_order"]
-    resp = pd.DataFrame(responses, columns=[*RESPONSE_COLUMNS, *extra])
+    resp = pd.DataFrame(responses, columns=[*REQUIRED_RESPONSE_COLUMNS, *extra])
     resp["q1_correct"] = resp["q1_correct"].astype(object)
     parts = pd.DataFrame(
         people,

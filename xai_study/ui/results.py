@@ -4,14 +4,13 @@ Locked behind the admin password (``XAI_STUDY_ADMIN_PASSWORD``; in production mo
 is no default and the page stays locked without it). Every event handler checks the
 password itself (hidden endpoints are still callable over HTTP), so nothing is computed
 or sent to a caller without it. The numbers come from
-:func:`xai_study.study.analysis.analyze_database`, the same function as
-``xai-study analyze --db``.
+:func:`xai_study.study.analysis.analyze` on the database's tables, as with
+``xai-study analyze --db``, and the summary is the same report that command prints,
+rendered as Markdown.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import shutil
 import tempfile
 import threading
@@ -23,7 +22,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from xai_study.study.analysis import Analysis, analyze_database, figures, load_database
+from xai_study.study.analysis import (
+    Analysis,
+    analyze,
+    display_table,
+    figures,
+    load_database,
+)
 from xai_study.study.export import export_analysis, export_tables
 from xai_study.ui.context import AppContext
 
@@ -61,90 +66,16 @@ class _Files:
         return path
 
 
-def _pct(value: float) -> str:
-    return (
-        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
-    )
-
-
-def _p(value: float) -> str:
-    return "–" if value is None or math.isnan(float(value)) else f"{float(value):.3g}"
-
-
-def overview_markdown(result: Analysis, study: str) -> str:
-    """The page's text summary of ``result``."""
-    o = result.overview
-    lines = [f"### Study `{html.escape(study)}`", ""]
-    lines.append(
-        f"**Participants:** {int(o['participants'])} analysed"
-        f" ({int(o['completed'])} completed, {int(o['dropped_out'])} not completed"
-        f" = {_pct(o['dropout_rate'])} drop-out or still in progress)"
-        + (f"; {int(o['withdrawn'])} withdrawn, left out" if o["withdrawn"] else "")
-        + (
-            f"; {int(o['failed_attention_check'])} failed an attention check"
-            if o["failed_attention_check"]
-            else ""
-        )
-        + f". Answers: {int(o['answers'])}."
-    )
-    demo = result.demographics
-    for var, label in (("screen", "Screen"), ("familiarity", "Familiar with deepfakes")):
-        part = demo[demo["variable"] == var]
-        if len(part):
-            lines.append(
-                f"**{label}:** "
-                + ", ".join(
-                    f"{html.escape(str(r.level))} {_pct(r.share)}" for r in part.itertuples()
-                )
-            )
-    acc = result.accuracy_overall.iloc[0]
-    if acc["n"]:
-        lines.append(
-            f"**Q1 (which video is fake):** {_pct(acc['accuracy'])} correct of {int(acc['n'])}"
-            f" (95% CI {_pct(acc['ci_low'])}–{_pct(acc['ci_high'])});"
-            f" {int(acc['dont_know'])} \u201cI do not know\u201d."
-        )
-    c = result.choices
-    if len(c) and c["count"].sum():
-        top = c.loc[c["count"].idxmax()]
-        lines.append(
-            "**Q2 (best explanation):** "
-            + ", ".join(
-                f"{html.escape(r.explainer)} {int(r.count)} ({r.share:.0%})" for r in c.itertuples()
-            )
-            + f". Most chosen: **{html.escape(str(top['explainer']))}**."
-        )
-        gof = result.tests["chi2_gof"]
-        ind = result.tests["chi2_independence"]
-        kappa = result.tests["fleiss_kappa"]
-        lines.append(
-            f"Equal preference: χ² = {float(gof['statistic']):.2f}, p = {_p(gof['p_value'])}. "
-            f"Preference × video: χ² = {float(ind['statistic']):.2f}, p = {_p(ind['p_value'])}. "
-            f"Fleiss' κ = {float(kappa['kappa']):.3f} over {int(kappa['subjects'])} videos."
-        )
-    else:
-        lines.append("**Q2:** no answers yet.")
-    return "\n\n".join(lines)
-
-
 def build_payload(ctx: AppContext, out_dir: Path) -> Payload:
-    """Analyse the live database and write the downloadable CSVs into ``out_dir``."""
+    """Analyse the live database and write the downloadable CSVs into ``out_dir`` (the
+    tables are read once, so the downloads and the statistics agree)."""
     study = ctx.study.name
     responses, participants = load_database(ctx.db, study)
-    result = analyze_database(ctx.db, study)
+    result = analyze(responses, participants)
     export_tables(responses, participants, out_dir)
     export_analysis(result, out_dir)
     files = {name: out_dir / name for name in DOWNLOADS}
-    return Payload(result, files, overview_markdown(result, study))
-
-
-def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rounded copy for on-screen tables."""
-    out = frame.copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].round(4)
-    return out
+    return Payload(result, files, result.report(study).to_markdown())
 
 
 def render(ctx: AppContext) -> dict[str, Any]:
@@ -236,12 +167,12 @@ def render(ctx: AppContext) -> dict[str, Any]:
             figs["choice_shares"],
             figs["accuracy_by_familiarity"],
             figs["preference_by_video"],
-            _display(r.choices),
-            _display(r.sign_tests),
-            _display(r.correlations),
-            _display(r.accuracy_by_familiarity),
-            _display(r.demographics),
-            _display(r.accuracy_by_video),
+            display_table(r.choices),
+            display_table(r.sign_tests),
+            display_table(r.correlations),
+            display_table(r.accuracy_by_familiarity),
+            display_table(r.demographics),
+            display_table(r.accuracy_by_video),
             r.reached,
             *[str(payload.files[name]) for name in dl],
             gr.Timer(active=bool(keep_refreshing)),

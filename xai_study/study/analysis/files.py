@@ -1,0 +1,36 @@
+"""Reading a study's tables from CSV files and writing the analysis' files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from xai_study.study.analysis.plots import save_plots
+from xai_study.study.analysis.tables import Analysis
+
+
+def read_tables(
+    responses: str | Path, participants: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``responses.csv`` and its participants table: ``participants`` if given, else the
+    ``participants.csv`` next to ``responses`` if there is one, else ``None``."""
+    from xai_study.study.export import read_participants, read_responses
+
+    responses = Path(responses)
+    table = read_responses(responses)
+    path = Path(participants) if participants else responses.with_name("participants.csv")
+    if participants or path.is_file():
+        return table, read_participants(path)
+    return table, None
+
+
+def write_results(result: Analysis, out_dir: str | Path, plots: bool = True) -> list[Path]:
+    """Write the CSV tables (:func:`xai_study.study.export.export_analysis`) and, with
+    ``plots``, the PNG plots into ``out_dir``; returns the paths written."""
+    from xai_study.study.export import export_analysis
+
+    paths = export_analysis(result, out_dir)
+    if plots:
+        paths += save_plots(result, out_dir)
+    return paths

@@ -1,0 +1,166 @@
+"""The study's summary as one report model, rendered as plain text (what ``xai-study
+analyze`` prints) and as Markdown (the results page).
+
+A :class:`Report` is a title and a list of :class:`Line`. Each line carries the plain-text
+and the Markdown form of the same statement; a form that is ``None`` is left out of that
+rendering (the terminal summary lists the sign tests, the page shows demographics and all
+three Q2 tests in their place, next to its tables).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from xai_study.study.analysis.tables import Analysis
+
+
+@dataclass(frozen=True)
+class Line:
+    """One statement of a report: plain text and Markdown (``None``: not in that form)."""
+
+    text: str | None = None
+    markdown: str | None = None
+
+
+@dataclass
+class Report:
+    """A titled list of lines; :meth:`to_text` and :meth:`to_markdown` render it."""
+
+    title: Line | None = None
+    lines: list[Line] = field(default_factory=list)
+
+    def to_text(self) -> str:
+        """One line per statement with a text form (the title first, if it has one)."""
+        lines = [*([self.title] if self.title else []), *self.lines]
+        return "\n".join(line.text for line in lines if line.text is not None)
+
+    def to_markdown(self) -> str:
+        """The title as a level-3 heading, then one paragraph per statement."""
+        parts = []
+        if self.title is not None and self.title.markdown is not None:
+            parts += [f"### {self.title.markdown}", ""]
+        parts += [line.markdown for line in self.lines if line.markdown is not None]
+        return "\n\n".join(parts)
+
+
+def _pct(value: float) -> str:
+    return (
+        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+    )
+
+
+def _p(value: float) -> str:
+    return "–" if value is None or math.isnan(float(value)) else f"{float(value):.3g}"
+
+
+def _md(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _participants(result: Analysis) -> list[Line]:
+    o = result.overview
+    text = (
+        f"participants: {int(o['participants'])} ({int(o['completed'])} completed, "
+        f"{int(o['dropped_out'])} not completed), answers: {int(o['answers'])}"
+    )
+    markdown = (
+        f"**Participants:** {int(o['participants'])} analysed"
+        f" ({int(o['completed'])} completed, {int(o['dropped_out'])} not completed"
+        f" = {_pct(o['dropout_rate'])} drop-out or still in progress)"
+        + (f"; {int(o['withdrawn'])} withdrawn, left out" if o["withdrawn"] else "")
+        + (
+            f"; {int(o['failed_attention_check'])} failed an attention check"
+            if o["failed_attention_check"]
+            else ""
+        )
+        + f". Answers: {int(o['answers'])}."
+    )
+    lines = [Line(text, markdown)]
+    demo = result.demographics
+    for var, label in (("screen", "Screen"), ("familiarity", "Familiar with deepfakes")):
+        part = demo[demo["variable"] == var]
+        if len(part):
+            levels = ", ".join(f"{_md(r.level)} {_pct(r.share)}" for r in part.itertuples())
+            lines.append(Line(markdown=f"**{label}:** {levels}"))
+    return lines
+
+
+def _q1(result: Analysis) -> list[Line]:
+    acc = result.accuracy_overall.iloc[0]
+    if not acc["n"] > 0:
+        return []
+    text = (
+        f"Q1 accuracy: {acc['accuracy']:.1%} of {int(acc['n'])} "
+        f"(95% CI {acc['ci_low']:.1%}-{acc['ci_high']:.1%})"
+    )
+    markdown = (
+        f"**Q1 (which video is fake):** {_pct(acc['accuracy'])} correct of {int(acc['n'])}"
+        f" (95% CI {_pct(acc['ci_low'])}–{_pct(acc['ci_high'])});"
+        f" {int(acc['dont_know'])} \u201cI do not know\u201d."
+    )
+    return [Line(text, markdown)]
+
+
+def _q2(result: Analysis) -> list[Line]:
+    c = result.choices
+    text = None
+    if len(c):
+        text = "Q2 choices: " + ", ".join(
+            f"{r.explainer} {int(r.count)} ({r.share:.0%})" for r in c.itertuples()
+        )
+    gof = result.tests.get("chi2_gof", {})
+    gof_text = None
+    if not math.isnan(float(gof.get("p_value", math.nan))):
+        gof_text = (
+            f"equal preference: chi2={gof['statistic']:.2f}, df={int(gof['df'])}, "
+            f"p={gof['p_value']:.3g}"
+        )
+    if not (len(c) and c["count"].sum()):
+        lines = [Line(text=text)] if text is not None else []
+        return [*lines, Line(markdown="**Q2:** no answers yet.")]
+    top = c.loc[c["count"].idxmax()]
+    markdown = (
+        "**Q2 (best explanation):** "
+        + ", ".join(f"{_md(r.explainer)} {int(r.count)} ({r.share:.0%})" for r in c.itertuples())
+        + f". Most chosen: **{_md(top['explainer'])}**."
+    )
+    ind = result.tests["chi2_independence"]
+    kappa = result.tests["fleiss_kappa"]
+    tests = (
+        f"Equal preference: χ² = {float(gof['statistic']):.2f}, p = {_p(gof['p_value'])}. "
+        f"Preference × video: χ² = {float(ind['statistic']):.2f}, p = {_p(ind['p_value'])}. "
+        f"Fleiss' κ = {float(kappa['kappa']):.3f} over {int(kappa['subjects'])} videos."
+    )
+    return [Line(text, markdown), Line(gof_text, tests)]
+
+
+def _sign_tests(result: Analysis) -> list[Line]:
+    ans = result.sign_tests[result.sign_tests["level"] == "answer"]
+    return [
+        Line(
+            text=f"sign test {r.explainer_a} vs {r.explainer_b}: {int(r.n_a)}:{int(r.n_b)}, "
+            f"p={r.p_value:.3g}, Holm p={r.p_holm:.3g}"
+        )
+        for r in ans.itertuples()
+    ]
+
+
+def build_report(result: Analysis, study: str | None = None) -> Report:
+    """The summary of ``result``: participants and demographics, Q1 accuracy, Q2 choices
+    and tests. ``study`` names the study in the (Markdown) title."""
+    title = None if study is None else Line(markdown=f"Study `{_md(study)}`")
+    lines = [*_participants(result), *_q1(result), *_q2(result), *_sign_tests(result)]
+    return Report(title, lines)
+
+
+def display_table(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A copy of ``frame`` with float columns rounded to ``digits``, for on-screen tables."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(digits)
+    return out
