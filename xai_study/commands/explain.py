@@ -17,9 +17,7 @@ each explainer and write, to DIR:
   grid.mp4       the face and every explanation side by side, frames in sync
   summary.json   verdict, P(fake), per-frame scores, per-explainer parameters and seconds
 
-Explainers: gradcam, shap3d, ltpa, bonettini (the paper's four; default), lime3d,
-saliency, integrated_gradients. ltpa and bonettini need the 'ltpa' and 'bonettini'
-detectors; the others explain the plain detector.
+{explainers}
 
 Presets: 'fast' (16 frames, few SHAP/LIME samples: a CPU demo in about a minute) and
 'paper' (32 frames, 128 supervoxels, 4096 SHAP samples: publication quality, for a GPU)."""
@@ -31,6 +29,22 @@ examples:
   xai-study explain clip.mp4 --out out/ --preset paper --target real
   xai-study explain clip.mp4 --out out/ --models plain=my_detector.pt --paste-back
   xai-study explain clip.mp4 --out out/ --explainers shap3d --param shap3d.nsamples=256"""
+
+
+def _description() -> str:
+    from xai_study.explainers import explainer_choices, explainer_class, paper_explainers
+
+    paper = paper_explainers()
+    others = [n for _, n in explainer_choices() if n not in paper]
+    attention = [n for _, n in explainer_choices() if explainer_class(n).requires]
+    import textwrap
+
+    text = (
+        f"Explainers: {', '.join(paper)} (the paper's four; default), {', '.join(others)}. "
+        f"{' and '.join(attention)} need the detectors of the same name; the others explain "
+        "the plain detector."
+    )
+    return DESCRIPTION.replace("{explainers}", textwrap.fill(text, 88))
 
 
 def _alpha(text: str) -> float:
@@ -47,7 +61,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "explain",
         help="explain why the detector calls a video fake (maps + animations)",
-        description=DESCRIPTION,
+        description=_description(),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
