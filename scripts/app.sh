@@ -7,5 +7,5 @@ if command -v uv >/dev/null 2>&1; then UV=(uv); else
   python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
   UV=(python3 -m uv)
 fi
-"${UV[@]}" sync --locked
+"${UV[@]}" sync --locked --compile-bytecode
 exec "${UV[@]}" run --locked --no-sync python app.py "$@"
