@@ -215,8 +215,8 @@ def _detect(args) -> int:
     import numpy as np
 
     from xai_study.detectors import load_detector
+    from xai_study.detectors.contract import aggregate_logits, sigmoid
     from xai_study.detectors.evaluate import format_p
-    from xai_study.detectors.models import aggregate_logits
     from xai_study.errors import XaiStudyError
     from xai_study.video.clip import extract_face_clip
 
@@ -227,7 +227,7 @@ def _detect(args) -> int:
     logits = det.frame_logits(clip.frames)
     how = args.aggregation or det.config.get("aggregation", "mean_logit")
     p = aggregate_logits(logits, how)
-    scores = (1 / (1 + np.exp(-logits.astype(np.float64)))).tolist()
+    scores = sigmoid(logits).tolist()
     result = {
         "p_fake": p,
         "label": "fake" if p >= det.threshold else "real",
@@ -259,11 +259,11 @@ def _detect(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
-    import numpy as np
     import torch
 
     from xai_study.detectors import load_detector
     from xai_study.detectors.checkpoint import read_checkpoint, resolve_model
+    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import (
         binary_metrics,
@@ -308,7 +308,7 @@ def _evaluate(args) -> int:
         except ValueError as exc:
             raise XaiStudyError(f"--save-threshold: {exc} in split {args.split!r}") from None
     t = chosen["p_fake"] if chosen else det.threshold
-    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
+    frame_p = sigmoid(res["frame_logits"], dtype=res["frame_logits"].dtype)  # float32 here
     at = None
     if t != 0.5:
         vb = binary_metrics(faces.video_labels(), res["video_scores"], t)["balanced_accuracy"]
