@@ -59,8 +59,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from xai_study.detectors.contract import batched_logits
     from xai_study.explainers import create_explainer, explainer_class
-    from xai_study.explainers.base import frame_logits
     from xai_study.runs import explainer_params
     from xai_study.video import extract_face_clip
 
@@ -68,7 +68,7 @@ def main() -> None:
     dets, source = load_detectors()
     # warm up imports and kernels (not part of the figures)
     create_explainer("gradcam", dets["plain"]).explain(clip.frames[:1])
-    frame_logits(dets["plain"], clip.frames[:2])
+    batched_logits(dets["plain"], clip.frames[:2], 16)
     rss_ready = peak_rss_mb()
     load = os.getloadavg()
     print(
@@ -119,7 +119,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for i, b in enumerate(sizes):
             start = (i * 7) % len(frames)
-            frame_logits(det, pool[start : start + b], batch_size=b)
+            batched_logits(det, pool[start : start + b], batch_size=b)
         model_times.append(time.perf_counter() - t0)
         inside.append(x["model_seconds"])
     shap_wall, model_only = min(shap_times), min(model_times)

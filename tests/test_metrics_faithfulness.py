@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from xai_study.detectors.models import Detector
 from xai_study.errors import XaiStudyError
 from xai_study.metrics import (
     DeletionAUC,
@@ -81,11 +82,15 @@ def test_frame_count_mismatch_is_a_user_error():
         DeletionAUC()(FRAMES, np.zeros((3, 10, 10)), patch_scorer)
 
 
-class TinyDetector(torch.nn.Module):
-    """Stands in for a Detector: preprocess uint8 frames, forward -> (N, 1) logits."""
+class TinyDetector(Detector):
+    """A small detector (the contract comes from :class:`Detector`): its own preprocess
+    (no resizing, so 8- to 16-pixel clips work), a conv, batch norm, linear head."""
+
+    arch = "tiny"
 
     def __init__(self):
-        super().__init__()
+        config = {"arch": "tiny", "backbone": "toy", "input_size": 12}
+        super().__init__({**config, "mean": [0.5] * 3, "std": [0.25] * 3})
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
         self.bn = torch.nn.BatchNorm2d(4)
@@ -101,6 +106,10 @@ class TinyDetector(torch.nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x).mean(dim=(2, 3)))
+
+    @property
+    def gradcam_layer(self):
+        return self.bn
 
 
 def test_detector_scorer_is_sigmoid_of_mean_logit():

@@ -21,12 +21,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from xai_study.errors import CheckpointError, XaiStudyError
+
+if TYPE_CHECKING:
+    from xai_study.detectors.models import Detector
 
 FORMAT = "xai-study-detector"
 VERSION = 1
@@ -36,7 +39,7 @@ MAX_BYTES = 2 * 1024**3
 
 
 def save_checkpoint(
-    detector: torch.nn.Module,
+    detector: Detector,
     path: str | os.PathLike,
     meta: dict[str, Any] | None = None,
     half: bool = False,
@@ -131,7 +134,7 @@ def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
     return {"config": obj.get("config", {}), "meta": obj.get("meta", {})}
 
 
-def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
+def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
     """Load a detector: ``plain``/``bonettini``/``ltpa`` (the demo checkpoints in
     ``models/``), a project checkpoint file, or an icpr2020dfdc state dict."""
     from xai_study.detectors.models import create_detector, list_detectors
@@ -142,8 +145,7 @@ def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = 
         from xai_study.detectors.icpr import is_icpr_state, load_icpr_state
 
         if is_icpr_state(obj):
-            model = load_icpr_state(obj, source=str(p))
-            return model.to(device).eval()
+            return load_icpr_state(obj, source=str(p)).to(device).eval()
         raise CheckpointError(
             f"{p}: not an xai-study detector checkpoint nor an icpr2020dfdc state dict"
         )
@@ -161,7 +163,7 @@ def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = 
         k: v for k, v in config.items() if k not in ("arch", "backbone", "input_size", "pretrained")
     }
     try:
-        model = create_detector(
+        model: Detector = create_detector(
             config["arch"], config["backbone"], int(config["input_size"]), **options
         )
     except XaiStudyError as exc:
@@ -192,7 +194,7 @@ def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = 
     return model.to(device).eval()
 
 
-def warm_start(model: torch.nn.Module, name_or_path: str | os.PathLike) -> dict[str, Any]:
+def warm_start(model: Detector, name_or_path: str | os.PathLike) -> dict[str, Any]:
     """Initialise ``model`` from another detector's weights, as ``--init`` of
     icpr2020dfdc's ``train_binclass.py`` does: every tensor whose name and shape match
     is copied, the rest (an attention module, a differently shaped classifier) keeps its
@@ -203,17 +205,22 @@ def warm_start(model: torch.nn.Module, name_or_path: str | os.PathLike) -> dict[
     s_cfg, t_cfg = src.config, model.config
     for key in ("backbone", "mean", "std"):
         a, b = s_cfg.get(key), t_cfg.get(key)
-        same = a == b if key == "backbone" else np.allclose(a, b, rtol=0, atol=1e-6)
+        if key == "backbone":
+            same = a == b
+        else:
+            x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+            same = bool(np.allclose(x, y, rtol=0, atol=1e-6))
         if not same:
             raise XaiStudyError(
                 f"--init {name_or_path}: its {key} is {s_cfg.get(key)!r}, "
                 f"the new model's is {t_cfg.get(key)!r}"
             )
     pad = s_cfg.get("same_padding_size")
-    if pad and t_cfg.get("same_padding_size") != pad and hasattr(model, "backbone"):
-        from xai_study.detectors.icpr import freeze_same_padding
+    backbone = getattr(model, "backbone", None)  # the EfficientNet family has one
+    if pad and t_cfg.get("same_padding_size") != pad and isinstance(backbone, torch.nn.Module):
+        from xai_study.detectors.padding import freeze_same_padding
 
-        freeze_same_padding(model.backbone, int(pad))
+        freeze_same_padding(backbone, int(pad))
         model.config["same_padding_size"] = int(pad)
     source = src.state_dict()
     target = model.state_dict()

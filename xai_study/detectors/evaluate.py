@@ -12,11 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from xai_study.detectors.models import aggregate_logits
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+from xai_study.detectors.contract import aggregate_logits, sigmoid
 
 
 def binary_metrics(labels: np.ndarray, p_fake: np.ndarray, threshold: float = 0.5) -> dict:
@@ -73,7 +69,7 @@ def choose_threshold(labels: np.ndarray, p_fake: np.ndarray) -> dict[str, float]
     bal = (tpr + tnr) / 2
     best = np.flatnonzero(np.isclose(bal, bal.max()))
     i = int(best[(len(best) - 1) // 2])
-    return {"p_fake": float(1 / (1 + np.exp(-cands[i]))), "balanced_accuracy": float(bal[i])}
+    return {"p_fake": float(sigmoid(cands[i])), "balanced_accuracy": float(bal[i])}
 
 
 def format_p(p: float) -> str:
@@ -98,7 +94,7 @@ def score_faceset(detector, faceset, progress: bool = True, desc: str = "scoring
     from tqdm import tqdm
 
     n = len(faceset.frames)
-    bs = max(1, int(getattr(detector, "batch_size", 32)))
+    bs = max(1, int(detector.batch_size))
     out = []
     for i in tqdm(range(0, n, bs), desc=desc, unit="batch", disable=not progress, leave=False):
         out.append(detector.frame_logits(faceset.frames[i : i + bs]))
@@ -112,7 +108,7 @@ def evaluate_faceset(detector, faceset, progress: bool = True, logits=None) -> d
     how = detector.config.get("aggregation", "mean_logit")
     vids = video_level(logits, faceset.video, len(faceset.items), how)
     return {
-        "frame": binary_metrics(faceset.labels, _sigmoid(logits)),
+        "frame": binary_metrics(faceset.labels, sigmoid(logits)),
         "video": binary_metrics(faceset.video_labels(), vids),
         "frame_logits": logits,
         "video_scores": vids,

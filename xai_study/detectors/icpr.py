@@ -10,17 +10,16 @@ One detail matters for exact outputs: ``EfficientNet.from_pretrained('efficientn
 builds *static* "same" padding computed for its native 380x380 resolution, and
 icpr2020dfdc runs those convs on 224x224 faces. The project model reproduces that with
 ``config["same_padding_size"] = 380`` (fixed paddings computed at 380, see
-:func:`freeze_same_padding`), so its logits match the original network.
+:func:`xai_study.detectors.padding.freeze_same_padding`), so its logits match the original network.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from xai_study.detectors.models import BonettiniDetector, EfficientNetDetector, create_detector
 from xai_study.errors import CheckpointError
 
 # efficientnet_pytorch variant -> (conv_head width, number of blocks, native resolution)
@@ -51,9 +50,10 @@ def is_icpr_state(obj: dict[str, Any]) -> bool:
     return any(isinstance(k, str) and k.startswith(("efficientnet.", "feat_ext.")) for k in state)
 
 
-def load_icpr_state(obj: dict[str, Any], source: str = "checkpoint", input_size: int = 224):
+def load_icpr_state(
+    obj: dict[str, Any], source: str = "checkpoint", input_size: int = 224
+) -> EfficientNetDetector:
     """Build the project detector for an icpr2020dfdc state dict and load its weights."""
-    from xai_study.detectors.models import create_detector
     from xai_study.detectors.pretrained import efficientnet_pytorch_to_timm
 
     state = _unwrap(obj)
@@ -84,15 +84,18 @@ def load_icpr_state(obj: dict[str, Any], source: str = "checkpoint", input_size:
     if has_att and variant != "b4":
         raise CheckpointError(f"{source}: auto-attention is defined for B4 only, got {variant}")
     arch = "bonettini" if has_att else "plain"
-    model = create_detector(
-        arch,
-        backbone=f"tf_efficientnet_{variant}",
-        input_size=input_size,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        dropout=0.4 if variant == "b4" else 0.2,
-        same_padding_size=native,
-        source_format="icpr2020dfdc",
+    model = cast(
+        EfficientNetDetector,
+        create_detector(
+            arch,
+            backbone=f"tf_efficientnet_{variant}",
+            input_size=input_size,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            dropout=0.4 if variant == "b4" else 0.2,
+            same_padding_size=native,
+            source_format="icpr2020dfdc",
+        ),
     )
     backbone_state = {
         k.removeprefix("efficientnet."): v
@@ -116,7 +119,7 @@ def load_icpr_state(obj: dict[str, Any], source: str = "checkpoint", input_size:
             {"weight": state["classifier.weight"], "bias": state["classifier.bias"]}
         )
         if has_att:
-            model.attconv.load_state_dict(
+            cast(BonettiniDetector, model).attconv.load_state_dict(
                 {
                     "weight": state["efficientnet.attconv.weight"],
                     "bias": state["efficientnet.attconv.bias"],
@@ -127,72 +130,3 @@ def load_icpr_state(obj: dict[str, Any], source: str = "checkpoint", input_size:
     model.meta = {"source": source, "format": "icpr2020dfdc", "variant": variant}
     model.source = source
     return model.eval()
-
-
-class StaticSameConv2d(nn.Conv2d):
-    """A Conv2d with a fixed asymmetric zero padding (left, right, top, bottom) applied
-    before the convolution, like efficientnet_pytorch's ``Conv2dStaticSamePadding``."""
-
-    def __init__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int]):
-        super().__init__(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=0,
-            dilation=conv.dilation,
-            groups=conv.groups,
-            bias=conv.bias is not None,
-        )
-        self.static_pad = tuple(int(p) for p in pad)
-        with torch.no_grad():
-            self.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                self.bias.copy_(conv.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.static_pad):
-            x = F.pad(x, self.static_pad)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-def _same_pad(size: int, k: int, s: int, d: int) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def freeze_same_padding(backbone: nn.Module, image_size: int) -> int:
-    """Replace timm's dynamic-"same" convs (``Conv2dSame``) by fixed paddings computed for
-    ``image_size`` (efficientnet_pytorch's static padding). Returns how many were fixed."""
-    from timm.layers.conv2d_same import Conv2dSame
-
-    sizes: dict[str, tuple[int, int]] = {}
-    hooks = []
-    for name, mod in backbone.named_modules():
-        if isinstance(mod, Conv2dSame):
-            hooks.append(
-                mod.register_forward_pre_hook(
-                    lambda m, a, n=name: sizes.__setitem__(n, tuple(a[0].shape[-2:]))
-                )
-            )
-    if not hooks:
-        return 0
-    try:
-        was_training = backbone.training
-        backbone.eval()
-        with torch.no_grad():
-            x = torch.zeros(1, 3, image_size, image_size, device=next(backbone.parameters()).device)
-            backbone.forward_features(x)
-        backbone.train(was_training)
-    finally:
-        for h in hooks:
-            h.remove()
-    for name, (h, w) in sizes.items():
-        parent_name, _, attr = name.rpartition(".")
-        parent = backbone.get_submodule(parent_name) if parent_name else backbone
-        conv = getattr(parent, attr)
-        ph = _same_pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
-        pw = _same_pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
-        setattr(parent, attr, StaticSameConv2d(conv, (pw[0], pw[1], ph[0], ph[1])))
-    return len(sizes)

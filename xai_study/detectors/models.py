@@ -2,33 +2,51 @@
 MesoInception-4.
 
 Every detector maps a batch of normalised face crops ``(N, 3, S, S)`` to one logit per
-image ``(N, 1)``; ``P(fake) = sigmoid(logit)``. The :class:`Detector` base class adds the
-video-level helpers shared by all architectures (``preprocess``, ``frame_logits``,
-``video_score``) and the ``config`` dictionary saved in checkpoints.
+image ``(N, 1)``; ``P(fake) = sigmoid(logit)``. The :class:`Detector` base class
+implements the rest of the detector contract
+(:class:`xai_study.detectors.contract.VideoDetector`: ``preprocess``, ``frame_logits``,
+``aggregate``, ``video_score``, ``threshold``, normalisation and the ``config``
+dictionary saved in checkpoints) once for all architectures.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xai_study.detectors.contract import (
+    AGGREGATIONS,
+    aggregate_logits,
+    batched_logits,
+    check_aggregation,
+    detector_device,
+    preprocess_frames,
+)
+from xai_study.detectors.padding import freeze_same_padding
 from xai_study.errors import XaiStudyError
+
+if TYPE_CHECKING:
+    from xai_study.detectors.contract import AttentionDetector, VideoDetector
+
+__all__ = ["AGGREGATIONS", "ARCHS", "Detector", "aggregate_logits", "create_detector"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
 
-AGGREGATIONS = ("mean_logit", "mean_prob", "median")
-
 
 class Detector(nn.Module):
-    """Base class: a binary real/fake frame classifier with one output logit."""
+    """Base class: a binary real/fake frame classifier with one output logit.
+
+    Implements :class:`~xai_study.detectors.contract.VideoDetector` for its subclasses,
+    which add ``forward`` and ``gradcam_layer`` (and ``attention`` where they have it).
+    """
 
     arch: str = ""
 
@@ -36,12 +54,10 @@ class Detector(nn.Module):
         super().__init__()
         cfg = dict(config)
         cfg.setdefault("aggregation", "mean_logit")
-        if cfg["aggregation"] not in AGGREGATIONS:
-            raise XaiStudyError(
-                f"unknown video aggregation {cfg['aggregation']!r}; "
-                f"choose one of {', '.join(AGGREGATIONS)}"
-            )
+        check_aggregation(cfg["aggregation"])
         self.config: dict[str, Any] = cfg
+        self.meta: dict[str, Any] = {}  # what a checkpoint says (load_detector fills it)
+        self.source: str | None = None  # the file it was loaded from
         self.batch_size = 32
 
     # -- subclasses implement forward() and gradcam_layer ------------------------------
@@ -51,63 +67,47 @@ class Detector(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return detector_device(self)
 
     @property
     def input_size(self) -> int:
         return int(self.config["input_size"])
 
     @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.config["mean"])
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.config["std"])
+
+    @property
     def threshold(self) -> float:
         """Video P(fake) at or above which the detector calls a video fake: the one
         ``evaluate-detector --save-threshold`` stored in the checkpoint, else 0.5."""
-        t = (getattr(self, "meta", None) or {}).get("threshold") or {}
+        t = (self.meta or {}).get("threshold") or {}
         return float(t.get("p_fake", 0.5))
 
-    def attention(self, x: torch.Tensor):
+    def attention(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         raise XaiStudyError(f"the {self.arch!r} detector has no attention maps")
 
     # -- video helpers -------------------------------------------------------------------
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames ``(T, H, W, 3)`` (or one ``(H, W, 3)``) -> normalised float tensor
         ``(T, 3, S, S)`` on the detector's device, resized to the input size."""
-        if isinstance(frames, torch.Tensor):
-            arr = frames.detach().cpu().numpy()
-        else:
-            arr = np.asarray(frames)
-        if arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise XaiStudyError(f"expected frames shaped (T, H, W, 3), got {tuple(arr.shape)}")
-        if arr.shape[0] == 0:
-            raise XaiStudyError("no frames to score")
-        if arr.dtype != np.uint8:
-            if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
-                arr = arr * 255.0
-            arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
-        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        s = self.input_size
-        if x.shape[-2:] != (s, s):
-            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(self.config["mean"], device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.config["std"], device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return preprocess_frames(
+            frames, self.input_size, self.config["mean"], self.config["std"], self.device
+        )
 
-    @torch.no_grad()
     def frame_logits(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """One logit per frame, ``(T,)`` float32 (eval mode, batched)."""
         was_training = self.training
         self.eval()
         try:
-            x = self.preprocess(frames)
-            out = [
-                self(x[i : i + self.batch_size]).reshape(-1).float().cpu()
-                for i in range(0, x.shape[0], self.batch_size)
-            ]
+            logits = batched_logits(self, self.preprocess(frames), self.batch_size)
         finally:
             self.train(was_training)
-        return torch.cat(out).numpy().astype(np.float32)
+        return logits.astype(np.float32)
 
     def aggregate(self, logits: np.ndarray) -> float:
         """Video-level P(fake) from frame logits, by ``config["aggregation"]``."""
@@ -116,25 +116,6 @@ class Detector(nn.Module):
     def video_score(self, frames: np.ndarray | torch.Tensor) -> float:
         """Video-level P(fake) (sigmoid of the mean frame logit by default)."""
         return self.aggregate(self.frame_logits(frames))
-
-
-def _sigmoid(x: np.ndarray | float) -> np.ndarray | float:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
-def aggregate_logits(logits: np.ndarray, how: str = "mean_logit") -> float:
-    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
-    if logits.size == 0:
-        raise XaiStudyError("no frame scores to aggregate")
-    if how == "mean_logit":
-        return float(_sigmoid(logits.mean()))
-    if how == "mean_prob":
-        return float(_sigmoid(logits).mean())
-    if how == "median":
-        return float(_sigmoid(np.median(logits)))
-    raise XaiStudyError(
-        f"unknown video aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}"
-    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,8 +136,17 @@ def efficientnet_backbones() -> list[str]:
     )
 
 
-def _make_efficientnet(backbone: str) -> nn.Module:
+def _timm_trunk(name: str) -> Any:
+    """A timm model without classifier and pooling, randomly initialised (``Any``: timm
+    types its models as ``nn.Module``, whose submodules a type checker cannot see)."""
     import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+
+
+def _make_efficientnet(backbone: str) -> Any:
+    """A timm EfficientNet without head (``Any``: its submodules ``conv_stem``, ``bn1``,
+    ``blocks`` (7 stages), ``conv_head``, ``bn2`` are not visible to a type checker)."""
 
     known = efficientnet_backbones()
     if backbone not in known:
@@ -165,7 +155,7 @@ def _make_efficientnet(backbone: str) -> nn.Module:
             f"unknown EfficientNet backbone {backbone!r}; use a timm EfficientNet "
             f"name such as {lite}"
         )
-    net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+    net = _timm_trunk(backbone)
     if not hasattr(net, "blocks") or len(net.blocks) != 7:
         raise XaiStudyError(f"backbone {backbone!r} does not have the 7 EfficientNet stages")
     return net
@@ -178,10 +168,8 @@ class EfficientNetDetector(Detector):
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
-        self.backbone = _make_efficientnet(self.config["backbone"])
+        self.backbone: Any = _make_efficientnet(self.config["backbone"])
         if self.config.get("same_padding_size"):
-            from xai_study.detectors.icpr import freeze_same_padding
-
             freeze_same_padding(self.backbone, int(self.config["same_padding_size"]))
         self.num_features = int(self.backbone.num_features)
         self.dropout = nn.Dropout(float(self.config.get("dropout", 0.2)))
@@ -329,7 +317,7 @@ class LTPADetector(EfficientNetDetector):
         return self.classifier(self.dropout(self._run(h, start)[1]))
 
 
-def _stage_channels(backbone: nn.Module, stage: int) -> int:
+def _stage_channels(backbone: Any, stage: int) -> int:
     last = backbone.blocks[stage][-1]
     for name in ("conv_pwl", "conv_pw"):
         conv = getattr(last, name, None)
@@ -349,12 +337,8 @@ class XceptionDetector(Detector):
     arch = "xception"
 
     def __init__(self, config: dict[str, Any]):
-        import timm
-
         super().__init__(config)
-        self.backbone = timm.create_model(
-            "legacy_xception", pretrained=False, num_classes=0, global_pool=""
-        )
+        self.backbone = _timm_trunk("legacy_xception")
         self.dropout = nn.Dropout(float(self.config.get("dropout", 0.2)))
         self.classifier = nn.Linear(int(self.backbone.num_features), 1)
 
@@ -495,3 +479,11 @@ def _init_head(model: Detector) -> None:
     if isinstance(clf, nn.Linear):
         nn.init.normal_(clf.weight, std=1.0 / math.sqrt(clf.in_features))
         nn.init.zeros_(clf.bias)
+
+
+if TYPE_CHECKING:  # mypy (tests/test_types.py) checks that the classes fit the contract
+
+    def _implements_contract(plain: EfficientNetDetector, att: BonettiniDetector) -> None:
+        detector: VideoDetector = plain
+        attention: AttentionDetector = att
+        del detector, attention

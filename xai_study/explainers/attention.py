@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from xai_study.explainers.base import model_device, resize_maps
+from xai_study.maps import resize_maps
+
+if TYPE_CHECKING:
+    from xai_study.detectors.contract import AttentionDetector
+    from xai_study.explainers.base import ProgressFn
 
 
-def attention_maps(detector, frames: np.ndarray, batch_size: int, progress=None) -> list:
+def attention_maps(
+    detector: AttentionDetector,
+    frames: np.ndarray,
+    batch_size: int,
+    progress: ProgressFn | None = None,
+) -> list[np.ndarray]:
     """Run ``detector.attention`` over ``frames`` in batches.
 
     Returns one ``(T, H, W)`` float32 array per attention map the detector outputs (one
     for Bonettini, three for LTPA), each upsampled bilinearly to the crop grid."""
     import torch
 
+    from xai_study.detectors.contract import detector_device
+
     chunks: list[list[np.ndarray]] = []
     with torch.inference_mode():
         for i in range(0, len(frames), batch_size):
-            x = detector.preprocess(frames[i : i + batch_size]).to(model_device(detector))
+            x = detector.preprocess(frames[i : i + batch_size]).to(detector_device(detector))
             out = detector.attention(x)
             maps = list(out) if isinstance(out, list | tuple) else [out]
             if not chunks:

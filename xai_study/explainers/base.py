@@ -3,10 +3,12 @@
 Contract (documented once here, like captum's attribution contract):
 
 - An :class:`Explainer` is built for one detector with ``create_explainer(name, detector,
-  **params)``. ``requires`` names the detector architecture it needs (``None``: any
-  detector that is a differentiable ``nn.Module`` with the :mod:`xai_study.detectors`
-  interface: ``preprocess``, ``forward -> (N, 1)`` logits, ``gradcam_layer``,
-  ``attention``).
+  **params)``. The detector implements the detector contract,
+  :class:`xai_study.detectors.contract.VideoDetector` (``preprocess``, ``forward ->
+  (N, 1)`` logits, ``frame_logits``, ``video_score``, ``gradcam_layer``, ``config``,
+  ...); anything else is a one-line user error. ``requires`` names the detector
+  architecture it needs (``None``: any; ``bonettini`` / ``ltpa``: an
+  :class:`~xai_study.detectors.contract.AttentionDetector` of that architecture).
 - ``explain(clip, target="fake")`` takes a :class:`~xai_study.video.clip.FaceClip` (or a
   plain ``(T, H, W, 3)`` uint8 array of face crops) and returns an :class:`Explanation`:
   ``maps`` are the raw maps, ``(T, H, W)`` float32 on the face-crop grid (signed when
@@ -25,14 +27,17 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from xai_study.errors import XaiStudyError
+
+if TYPE_CHECKING:  # the detectors package imports torch: only when an explainer runs
+    from xai_study.detectors.contract import AttentionDetector, VideoDetector
 
 TARGETS = ("fake", "real")
 ProgressFn = Callable[[float], None]
@@ -100,7 +105,9 @@ class Explainer:
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, detector, **params):
+    def __init__(self, detector: VideoDetector, **params: Any):
+        from xai_study.detectors.contract import check_detector
+
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             allowed = ", ".join(sorted(self.defaults)) or "none"
@@ -108,19 +115,30 @@ class Explainer:
                 f"explainer {self.name!r}: unknown parameter(s) {', '.join(unknown)} "
                 f"(allowed: {allowed})"
             )
+        detector = check_detector(detector, f"explainer {self.name!r}: the detector")
         arch = detector_arch(detector)
         if self.requires is not None and arch != self.requires:
             raise XaiStudyError(
                 f"explainer {self.name!r} needs a {self.requires!r} detector, got {arch!r}"
             )
-        self.detector = detector
+        self.detector: VideoDetector = detector
         self.params = {**self.defaults, **params}
         self.check_params()
 
     def check_params(self) -> None:
         """Validate ``self.params`` (raise XaiStudyError); override in subclasses."""
 
-    def explain(self, clip, target: str = "fake", progress: ProgressFn | None = None):
+    def attention_detector(self) -> AttentionDetector:
+        """The detector as an :class:`~xai_study.detectors.contract.AttentionDetector`
+        (for the attention explainers; a one-line error for a detector without
+        ``attention``)."""
+        from xai_study.detectors.contract import check_attention_detector
+
+        return check_attention_detector(self.detector, f"explainer {self.name!r}: the detector")
+
+    def explain(
+        self, clip: Any, target: str = "fake", progress: ProgressFn | None = None
+    ) -> Explanation:
         """Explain why the detector scores ``clip`` as ``target``; see the module docstring."""
         from xai_study.maps import normalise
 
@@ -141,7 +159,7 @@ class Explainer:
             seconds = time.perf_counter() - start
             score = extra.pop("score", None)
             if score is None:  # not part of the timing: every explainer needs it
-                score = video_score(self.detector, frames)
+                score = self.detector.video_score(frames)
         maps = np.asarray(out, dtype=np.float32)
         expected = frames.shape[:3]
         if maps.shape != expected:  # a bug in a subclass, not a user error
@@ -161,7 +179,7 @@ class Explainer:
             extra=extra,
         )
 
-    def _explain(self, frames: np.ndarray, sign: float, progress: ProgressFn | None):
+    def _explain(self, frames: np.ndarray, sign: float, progress: ProgressFn | None) -> Any:
         raise NotImplementedError
 
 
@@ -258,7 +276,7 @@ def _spellings() -> dict[str, str]:
     return out
 
 
-def create_explainer(name: str, detector, **params) -> Explainer:
+def create_explainer(name: str, detector: VideoDetector, **params: Any) -> Explainer:
     """Build the explainer ``name`` for ``detector`` (parameters override its defaults)."""
     return explainer_class(name)(detector, **params)
 
@@ -287,79 +305,31 @@ def clip_frames(clip) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def detector_arch(detector) -> str | None:
-    config = getattr(detector, "config", None) or {}
-    return config.get("arch") if isinstance(config, dict) else None
+def detector_arch(detector: VideoDetector) -> str | None:
+    """``config["arch"]`` of a detector (``None`` when the config does not say)."""
+    arch = detector.config.get("arch")
+    return str(arch) if arch is not None else None
 
 
 #: Frames per batch of the gradient explainers (backward passes keep every activation).
 GRADIENT_BATCH = 8
 
 
-def batch_size_of(detector, default: int = 16, cap: int | None = None) -> int:
+def batch_size_of(detector: VideoDetector, cap: int | None = None) -> int:
     """The detector's preferred batch size (``detector.batch_size``), at most ``cap``."""
-    size = int(getattr(detector, "batch_size", default) or default)
+    size = int(detector.batch_size)
     return min(size, cap) if cap else size
 
 
-def frame_logits(detector, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Per-frame fake logits, evaluated in batches of at most ``batch_size`` frames."""
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(frames), batch_size):
-            x = detector.preprocess(frames[i : i + batch_size])
-            x = x.to(model_device(detector))
-            out.append(detector(x).reshape(-1).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
-def video_score(detector, frames: np.ndarray) -> float:
-    """Video P(fake): the detector's own ``video_score`` when it has one."""
-    if hasattr(detector, "video_score"):
-        return float(detector.video_score(frames))
-    logits = frame_logits(detector, frames)
-    return float(1.0 / (1.0 + np.exp(-logits.mean())))
-
-
-def model_device(detector):
-    import torch
-
-    try:
-        return next(detector.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device("cpu")
-
-
-def resize_maps(maps: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> np.ndarray:
-    """Resize ``(T, h, w)`` maps to ``size`` = (H, W); bilinear (align_corners=False)."""
-    import torch
-    import torch.nn.functional as F
-
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.shape[1:] == tuple(size):
-        return maps
-    t = torch.from_numpy(np.ascontiguousarray(maps))[:, None]
-    kwargs = {"align_corners": False} if mode == "bilinear" else {}
-    out = F.interpolate(t, size=tuple(size), mode=mode, **kwargs)
-    return out[:, 0].numpy()
-
-
 def make_baseline(frames: np.ndarray, kind: str, blur_sigma: float = 0.0) -> np.ndarray:
-    """A reference clip: ``blur`` (Gaussian blur of each frame), ``mean`` (the clip's
-    mean colour) or ``black``. ``blur_sigma`` 0 picks 1/10 of the crop size."""
-    if kind == "black":
-        return np.zeros_like(frames)
-    if kind == "mean":
-        mean = frames.reshape(-1, 3).mean(axis=0)
-        return np.broadcast_to(np.round(mean).astype(np.uint8), frames.shape).copy()
-    if kind == "blur":
-        import cv2
+    """The explainers' reference clip: ``blur`` (Gaussian blur of each frame), ``mean``
+    (the clip's mean colour) or ``black`` (:func:`xai_study.detectors.baselines.
+    make_baseline`). ``blur_sigma`` 0 picks 1/10 of the crop size."""
+    from xai_study.detectors.baselines import explainer_blur_sigma
+    from xai_study.detectors.baselines import make_baseline as _make_baseline
 
-        sigma = blur_sigma or max(frames.shape[1:3]) / 10.0
-        return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=sigma) for f in frames])
-    raise XaiStudyError(f"unknown baseline {kind!r} (choose from: blur, mean, black)")
+    sigma = blur_sigma or explainer_blur_sigma(frames)
+    return _make_baseline(frames, kind, sigma, choices=BASELINES)
 
 
 BASELINES = ("blur", "mean", "black")
@@ -404,15 +374,14 @@ def _seeded(seed: int):
 
 
 @contextmanager
-def _eval_mode(module):
-    was_training = getattr(module, "training", False)
-    if hasattr(module, "eval"):
-        module.eval()
+def _eval_mode(detector: VideoDetector) -> Iterator[None]:
+    was_training = detector.training
+    detector.eval()
     try:
         yield
     finally:
         if was_training:
-            module.train()
+            detector.train()
 
 
 def check_choice(name: str, value, choices) -> None:

@@ -24,5 +24,5 @@ class BonettiniExplainer(Explainer):
 
     def _explain(self, frames, sign, progress):
         bs = int(self.params["batch_size"]) or batch_size_of(self.detector)
-        maps = attention_maps(self.detector, frames, bs, progress)
+        maps = attention_maps(self.attention_detector(), frames, bs, progress)
         return maps[0], {"target_independent": True}

@@ -20,10 +20,9 @@ from xai_study.explainers.base import (
     Explainer,
     batch_size_of,
     check_positive_int,
-    model_device,
     register,
-    resize_maps,
 )
+from xai_study.maps import resize_maps
 
 
 def _raw_gradcam_class():
@@ -67,12 +66,14 @@ class GradCamExplainer(Explainer):
 
     def check_params(self) -> None:
         check_positive_int("batch_size", self.params["batch_size"], 0)
-        if getattr(self.detector, "gradcam_layer", None) is None:
+        if self.detector.gradcam_layer is None:
             raise XaiStudyError("this detector has no 'gradcam_layer' for Grad-CAM")
 
     def _explain(self, frames, sign, progress):
         import torch
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+        from xai_study.detectors.contract import detector_device
 
         det = self.detector
         bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
@@ -84,7 +85,7 @@ class GradCamExplainer(Explainer):
             _raw_gradcam_class()(det, [det.gradcam_layer]) as cam,
         ):
             for i in range(0, len(frames), bs):
-                x = det.preprocess(frames[i : i + bs]).to(model_device(det))
+                x = det.preprocess(frames[i : i + bs]).to(detector_device(det))
                 targets = [BinaryClassifierOutputTarget(category)] * len(x)
                 out.append(cam(input_tensor=x, targets=targets))
                 if progress is not None:

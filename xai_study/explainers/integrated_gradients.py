@@ -18,11 +18,10 @@ from xai_study.explainers.base import (
     check_choice,
     check_positive_int,
     make_baseline,
-    model_device,
     register,
-    resize_maps,
 )
 from xai_study.explainers.gradients import signed_logit_model
+from xai_study.maps import resize_maps
 
 
 @register
@@ -43,12 +42,14 @@ class IntegratedGradientsExplainer(Explainer):
         import torch
         from captum.attr import IntegratedGradients
 
+        from xai_study.detectors.contract import detector_device
+
         det = self.detector
         p = self.params
         bs = int(p["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         base = make_baseline(frames, p["baseline"], float(p["blur_sigma"]))
         method = IntegratedGradients(signed_logit_model(det, sign))
-        dev = model_device(det)
+        dev = detector_device(det)
         out, deltas = [], []
         with torch.inference_mode(False), torch.enable_grad():
             for t in range(len(frames)):

@@ -7,6 +7,8 @@ The ``ltpa`` detector computes three spatial softmax attention maps at three dep
 
 from __future__ import annotations
 
+from typing import Any
+
 from xai_study.errors import XaiStudyError
 from xai_study.explainers.attention import attention_maps
 from xai_study.explainers.base import Explainer, batch_size_of, check_choice, register
@@ -28,10 +30,10 @@ class LtpaExplainer(Explainer):
 
     def _explain(self, frames, sign, progress):
         bs = int(self.params["batch_size"]) or batch_size_of(self.detector)
-        levels = attention_maps(self.detector, frames, bs, progress)
+        levels = attention_maps(self.attention_detector(), frames, bs, progress)
         if len(levels) != 3:
             raise XaiStudyError(f"the LTPA detector returned {len(levels)} attention maps, not 3")
-        extra = {"target_independent": True}
+        extra: dict[str, Any] = {"target_independent": True}
         if self.params["all_levels"]:
             extra["levels"] = levels
         return levels[int(self.params["level"]) - 1], extra

@@ -13,11 +13,10 @@ from xai_study.explainers.base import (
     Explainer,
     batch_size_of,
     check_positive_int,
-    model_device,
     register,
-    resize_maps,
 )
 from xai_study.explainers.gradients import signed_logit_model
+from xai_study.maps import resize_maps
 
 
 @register
@@ -36,13 +35,15 @@ class SaliencyExplainer(Explainer):
         import torch
         from captum.attr import Saliency
 
+        from xai_study.detectors.contract import detector_device
+
         det = self.detector
         bs = int(self.params["batch_size"]) or batch_size_of(det, cap=GRADIENT_BATCH)
         method = Saliency(signed_logit_model(det, sign))
         out = []
         with torch.inference_mode(False), torch.enable_grad():
             for i in range(0, len(frames), bs):
-                x = det.preprocess(frames[i : i + bs]).to(model_device(det)).requires_grad_(True)
+                x = det.preprocess(frames[i : i + bs]).to(detector_device(det)).requires_grad_(True)
                 attr = method.attribute(x, target=0, abs=True)
                 out.append(attr.detach().amax(dim=1).float().cpu().numpy())
                 if progress is not None:

@@ -16,6 +16,7 @@ grows with the number of coalitions.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from xai_study.explainers.base import (
     check_positive_int,
     make_baseline,
 )
+
+if TYPE_CHECKING:
+    from xai_study.detectors.contract import VideoDetector
 
 
 def supervoxels(
@@ -80,7 +84,7 @@ class CoalitionGame:
 
     def __init__(
         self,
-        detector,
+        detector: VideoDetector,
         frames: np.ndarray,
         segments: np.ndarray,
         baseline: np.ndarray,
@@ -118,11 +122,11 @@ class CoalitionGame:
         return np.stack([self.masked_frame(t, keep) for t in range(len(self.frames))])
 
     def _evaluate(self, jobs: list[tuple[tuple[int, bytes], int, np.ndarray]]) -> None:
-        from xai_study.explainers.base import frame_logits
+        from xai_study.detectors.contract import batched_logits
 
         batch = np.stack([self.masked_frame(t, c) for _, t, c in jobs])
         start = time.perf_counter()
-        logits = frame_logits(self.detector, batch, batch_size=len(batch))
+        logits = batched_logits(self.detector, batch, batch_size=len(batch))
         self.model_seconds += time.perf_counter() - start
         for (key, _, _), value in zip(jobs, logits, strict=True):
             self.cache[key] = float(value)
@@ -167,10 +171,7 @@ class CoalitionGame:
 
     def video_score(self) -> float:
         """Video P(fake) of the unmasked clip with the detector's own aggregation."""
-        logits = self.clip_logits()
-        if hasattr(self.detector, "aggregate"):
-            return float(self.detector.aggregate(logits))
-        return float(1.0 / (1.0 + np.exp(-logits.mean())))
+        return float(self.detector.aggregate(self.clip_logits()))
 
     def paint(self, values: np.ndarray) -> np.ndarray:
         """Maps where every pixel carries its supervoxel's value: ``(T, H, W)`` float32."""

@@ -1,8 +1,9 @@
 """Small detectors with a known answer, for tests and benchmarks of the explainers.
 
-:class:`RegionDetector` has the :mod:`xai_study.detectors` interface (``preprocess``,
-``forward -> (N, 1)`` logits, ``frame_logits``, ``video_score``, ``gradcam_layer``,
-``attention``, ``config``) but its decision depends *only* on the pixels inside one
+:class:`RegionDetector` implements the detector contract
+(:class:`xai_study.detectors.contract.AttentionDetector`: ``preprocess``, ``forward ->
+(N, 1)`` logits, ``frame_logits``, ``aggregate``, ``video_score``, ``threshold``,
+``gradcam_layer``, ``attention``, ``config``) but its decision depends *only* on the pixels inside one
 rectangle of the face crop: the logit grows with the high-frequency energy (texture)
 inside the rectangle, so blurring or hiding that rectangle lowers it, and nothing outside
 it matters. Every faithful explainer must put its mass there. Its attention maps (for
@@ -11,13 +12,9 @@ the ``bonettini``/``ltpa`` explainers) are high on the same rectangle.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 def region_mask(size: int, region: tuple[float, float, float, float]) -> np.ndarray:
@@ -35,12 +32,16 @@ def make_region_detector(
     seed: int = 0,
 ):
     """A :class:`RegionDetector` (built lazily so importing this module needs no torch)."""
-    torch = _torch()
-    nn = torch.nn
-    F = torch.nn.functional
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from xai_study.detectors.contract import aggregate_logits, batched_logits, preprocess_frames
 
     class _Masked(nn.Module):
         """Multiplies the feature map by the region mask (the Grad-CAM layer)."""
+
+        mask: torch.Tensor  # a buffer
 
         def __init__(self, mask):
             super().__init__()
@@ -53,7 +54,7 @@ def make_region_detector(
         def __init__(self):
             super().__init__()
             gen = torch.Generator().manual_seed(seed)
-            self.config = {
+            self.config: dict[str, Any] = {
                 "arch": arch,
                 "backbone": "toy",
                 "input_size": input_size,
@@ -75,25 +76,32 @@ def make_region_detector(
                 self.fc.weight.fill_(0.05)
                 self.fc.bias.fill_(-1.0)
             self.area = float(mask.sum())
-            self.gradcam_layer = self.masked
+            self.meta: dict = {}
+            self.batch_size = 16
             self.eval()
 
+        @property
+        def gradcam_layer(self):
+            return self.masked
+
+        @property
+        def input_size(self) -> int:
+            return int(self.config["input_size"])
+
+        @property
+        def mean(self) -> tuple[float, ...]:
+            return tuple(self.config["mean"])
+
+        @property
+        def std(self) -> tuple[float, ...]:
+            return tuple(self.config["std"])
+
+        @property
+        def threshold(self) -> float:
+            return 0.5
+
         def preprocess(self, frames):
-            arr = np.asarray(frames)
-            if arr.ndim == 3:
-                arr = arr[None]
-            x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
-            if x.shape[-2:] != (input_size, input_size):
-                x = F.interpolate(
-                    x,
-                    size=(input_size, input_size),
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-            mean = torch.tensor(self.config["mean"]).view(1, 3, 1, 1)
-            std = torch.tensor(self.config["std"]).view(1, 3, 1, 1)
-            return (x - mean) / std
+            return preprocess_frames(frames, input_size, self.config["mean"], self.config["std"])
 
         def features(self, x):
             return self.masked(F.relu(self.conv(x)) ** 2)
@@ -104,11 +112,15 @@ def make_region_detector(
             return self.fc(pooled)
 
         def frame_logits(self, frames):
-            with torch.inference_mode():
-                return self(self.preprocess(frames)).reshape(-1).numpy().astype(np.float64)
+            """All frames in one batch, float64 (the toy is small)."""
+            x = self.preprocess(frames)
+            return batched_logits(self, x, max(1, len(x))).astype(np.float64)
+
+        def aggregate(self, logits):
+            return aggregate_logits(logits, "mean_logit")
 
         def video_score(self, frames):
-            return float(1.0 / (1.0 + np.exp(-self.frame_logits(frames).mean())))
+            return self.aggregate(self.frame_logits(frames))
 
         def _attention_at(self, x, size):
             m = F.adaptive_avg_pool2d(self.masked.mask.expand(len(x), 1, -1, -1), size)

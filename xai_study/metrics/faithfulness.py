@@ -23,12 +23,16 @@ Petsiuk's insertion default).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xai_study.errors import XaiStudyError
-from xai_study.maps import normalise
+from xai_study.maps import normalise, resize_maps
 from xai_study.metrics.base import Metric
+
+if TYPE_CHECKING:
+    from xai_study.detectors.contract import VideoDetector
 
 PETSIUK_REFERENCE = (
     "Petsiuk, Das & Saenko (2018), RISE: Randomized input sampling for explanation of "
@@ -40,71 +44,47 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
 def baseline_frames(frames: np.ndarray, baseline: str) -> np.ndarray:
-    """The (T, H, W, 3) uint8 baseline video for ``frames``."""
+    """The (T, H, W, 3) uint8 baseline video for ``frames`` (blur: σ = 5 % of the frame
+    side, at least 1 pixel; :mod:`xai_study.detectors.baselines`)."""
+    from xai_study.detectors.baselines import make_baseline, metric_blur_sigma
+
     frames = np.asarray(frames)
-    if baseline == "black":
-        return np.zeros_like(frames)
-    if baseline == "grey":
-        return np.full_like(frames, 128)
-    if baseline == "mean":
-        colour = frames.reshape(-1, frames.shape[-1]).mean(axis=0)
-        return np.broadcast_to(np.round(colour).astype(frames.dtype), frames.shape).copy()
-    if baseline == "blur":
-        import cv2
-
-        sigma = max(1.0, 0.05 * max(frames.shape[1:3]))
-        return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=sigma) for f in frames])
-    raise XaiStudyError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    return make_baseline(frames, baseline, metric_blur_sigma(frames), choices=BASELINES)
 
 
-def _resize_maps(n: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if n.shape[1:] == size:
-        return n
-    import cv2
-
-    h, w = size
-    return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in n])
-
-
-def detector_scorer(detector, max_batch_frames: int = 64) -> ScoreFn:
-    """Wrap a :class:`~xai_study.detectors.Detector` as a batched video scorer.
+def detector_scorer(detector: VideoDetector, max_batch_frames: int = 64) -> ScoreFn:
+    """Wrap a detector (:class:`~xai_study.detectors.contract.VideoDetector`) as a batched
+    video scorer.
 
     The returned function takes (B, T, H, W, 3) uint8 clips and returns B values of the
-    detector's video-level P(fake): its own ``aggregate(frame_logits)`` when it has one
-    (``config["aggregation"]``), else sigmoid of the mean frame logit. All B·T frames are
-    evaluated together, at most ``max_batch_frames`` per forward pass.
+    detector's video-level P(fake), ``detector.aggregate(frame_logits)`` (its
+    ``config["aggregation"]``). All B·T frames are preprocessed together and evaluated
+    at most ``max_batch_frames`` per forward pass.
     """
-    import torch
+    from xai_study.detectors.contract import batched_logits
 
     def score(batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)
         b, t = batch.shape[:2]
         x = detector.preprocess(batch.reshape((b * t,) + batch.shape[2:]))
-        try:
-            device = next(detector.parameters()).device
-        except StopIteration:  # pragma: no cover - parameter-free model
-            device = torch.device("cpu")
-        logits = []
-        with torch.inference_mode():
-            for start in range(0, x.shape[0], max_batch_frames):
-                chunk = x[start : start + max_batch_frames].to(device)
-                logits.append(detector(chunk).reshape(-1).float().cpu())
-        per_frame = torch.cat(logits).reshape(b, t).numpy().astype(np.float64)
-        aggregate = getattr(detector, "aggregate", None)
-        if callable(aggregate):  # the detector's own video aggregation (config)
-            return np.array([float(aggregate(row)) for row in per_frame])
-        return 1.0 / (1.0 + np.exp(-per_frame.mean(axis=1)))
+        logits = batched_logits(detector, x, max_batch_frames)
+        per_frame = logits.reshape(b, t).astype(np.float64)
+        return np.array([float(detector.aggregate(row)) for row in per_frame])
 
     return score
 
 
-def as_scorer(model) -> ScoreFn:
+def as_scorer(model: VideoDetector | ScoreFn) -> ScoreFn:
     """A detector becomes a :func:`detector_scorer`; a plain callable is used as is."""
-    if hasattr(model, "preprocess") and hasattr(model, "forward"):
+    from xai_study.detectors.contract import FrameClassifier, VideoDetector, check_detector
+
+    if isinstance(model, VideoDetector):
         return detector_scorer(model)
+    if isinstance(model, FrameClassifier):  # a frame classifier short of the contract
+        check_detector(model, "the model")
     if callable(model):
         return model
-    raise TypeError("expected a Detector or a callable scoring (B, T, H, W, 3) uint8 clips")
+    raise TypeError("expected a detector or a callable scoring (B, T, H, W, 3) uint8 clips")
 
 
 class _PerturbationCurve(Metric):
@@ -139,7 +119,8 @@ class _PerturbationCurve(Metric):
 
     def order(self, maps, frame_size: tuple[int, int], signed: bool | None = None) -> np.ndarray:
         """Flat pixel indices (over T·H·W) from most to least relevant."""
-        n = _resize_maps(normalise(maps, self.signed if signed is None else signed), frame_size)
+        n = normalise(maps, self.signed if signed is None else signed)
+        n = resize_maps(n, frame_size, engine="opencv")
         values = n.ravel()
         tie_break = np.random.default_rng(self.seed).random(values.size)
         return np.lexsort((tie_break, -values))

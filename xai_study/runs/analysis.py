@@ -90,20 +90,17 @@ class Analysis:
 
 def score_clip(detector, frames: np.ndarray) -> Verdict:
     """The detector's frame logits, frame P(fake), video P(fake) and threshold."""
+    from xai_study.detectors.contract import check_detector, sigmoid
     from xai_study.explainers.base import detector_lock
 
+    detector = check_detector(detector, "the verdict detector")
     with detector_lock(detector):
         logits = np.asarray(detector.frame_logits(frames), dtype=np.float64).reshape(-1)
-    # MERGE: the detector contract's sigmoid / aggregate / threshold
-    if hasattr(detector, "aggregate"):
-        p_fake = float(detector.aggregate(logits))
-    else:
-        p_fake = float(1 / (1 + np.exp(-logits.mean())))
     return Verdict(
         frame_logits=logits,
-        frame_scores=1.0 / (1.0 + np.exp(-logits)),
-        p_fake=p_fake,
-        threshold=float(getattr(detector, "threshold", 0.5)),
+        frame_scores=sigmoid(logits),
+        p_fake=float(detector.aggregate(logits)),
+        threshold=float(detector.threshold),
     )
 
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from xai_study.errors import XaiStudyError
 from xai_study.runs.detectors import resolve_detector
 
@@ -18,7 +16,7 @@ def detect_video(
     video, model: str = "plain", frames: int = 32, aggregation: str | None = None
 ) -> dict[str, Any]:
     """P(fake), label, threshold and per-frame scores of ``video`` under ``model``."""
-    from xai_study.detectors.models import aggregate_logits
+    from xai_study.detectors.contract import aggregate_logits, sigmoid
     from xai_study.video.clip import extract_face_clip
 
     if frames < 1:
@@ -32,7 +30,7 @@ def detect_video(
         "p_fake": p,
         "label": "fake" if p >= det.threshold else "real",
         "threshold": det.threshold,
-        "frame_scores": (1 / (1 + np.exp(-logits.astype(np.float64)))).tolist(),
+        "frame_scores": sigmoid(logits).tolist(),
         "frame_logits": logits.astype(float).tolist(),
         "frame_indices": clip.frame_indices.astype(int).tolist(),
         "timestamps": [round(float(t), 4) for t in clip.timestamps],
@@ -63,11 +61,12 @@ def _project_checkpoint(path: Path, flag: str) -> dict[str, Any]:
 
 
 def _at_threshold(faces, res, threshold: float) -> dict[str, float] | None:
+    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.evaluate import binary_metrics
 
     if threshold == 0.5:
         return None
-    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
+    frame_p = sigmoid(res["frame_logits"], dtype=res["frame_logits"].dtype)  # float32 here
     vb = binary_metrics(faces.video_labels(), res["video_scores"], threshold)
     fb = binary_metrics(faces.labels, frame_p, threshold)
     return {
@@ -78,12 +77,13 @@ def _at_threshold(faces, res, threshold: float) -> dict[str, float] | None:
 
 
 def _write_outputs(out: Path, metrics, faces, res, split: str) -> None:
+    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.evaluate import dump_json, plot_roc_det, write_per_video_csv
 
     dump_json(metrics, out / "metrics.json")
     write_per_video_csv(out / "per_video.csv", faces, res["video_scores"], res["frame_logits"])
     plot_roc_det(faces.video_labels(), res["video_scores"], out / "video", title=f"{split} (video)")
-    frame_p = 1 / (1 + np.exp(-res["frame_logits"]))
+    frame_p = sigmoid(res["frame_logits"], dtype=res["frame_logits"].dtype)  # float32 here
     plot_roc_det(faces.labels, frame_p, out / "frame", title=f"{split} (frame)")
 
 
