@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHECKED = [
     "xai_study/maps.py",
+    "xai_study/labels.py",
+    "xai_study/runs",
     "xai_study/detectors/__init__.py",
     "xai_study/detectors/contract.py",
     "xai_study/detectors/baselines.py",

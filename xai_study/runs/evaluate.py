@@ -20,7 +20,7 @@ from typing import Any
 from xai_study.errors import XaiStudyError
 from xai_study.labels import VideoRecord, interleave, read_labels
 from xai_study.runs.analysis import analyse_clip
-from xai_study.runs.detectors import DetectorSet, detector_set
+from xai_study.runs.detectors import DetectorSet
 from xai_study.runs.measure import Measurer, seed_override
 from xai_study.runs.presets import preset as preset_config
 
@@ -229,8 +229,10 @@ def evaluate(
         "seed": seed,
     }
     check_settings(out, settings)
-    specs = {"plain": detector or "plain", **dict(detectors or {})}
-    dets = detector_set(detectors) if isinstance(detectors, DetectorSet) else DetectorSet(specs)
+    if isinstance(detectors, DetectorSet):
+        dets = detectors
+    else:
+        dets = DetectorSet({"plain": detector or "plain", **dict(detectors or {})})
     table = ResultsTable(csv_path)
     if not summary_only:
         dets.for_explainers(explainers)  # a wrong detector fails before any slow work
