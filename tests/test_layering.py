@@ -39,15 +39,28 @@ def _unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside ``if TYPE_CHECKING:`` blocks (annotations only)."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skip
+
+
 def _imports(path: Path) -> set[str]:
-    """Every xai_study module ``path`` imports (module level or inside functions)."""
+    """Every xai_study module ``path`` imports (module level or inside functions; not the
+    imports for type annotations only)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == "xai_study":  # a submodule, or a name of the package
                 found |= {
-                    f"xai_study.{a.name}" if _is_module(a.name) else "xai_study"
-                    for a in node.names
+                    f"xai_study.{a.name}" if _is_module(a.name) else "xai_study" for a in node.names
                 }
             elif node.module.startswith("xai_study."):
                 found.add(node.module)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from xai_study.study.analysis.tables import Analysis
+if TYPE_CHECKING:  # annotations only: tables.Analysis.report() imports this module
+    from xai_study.study.analysis.tables import Analysis
 
 
 @dataclass(frozen=True)
