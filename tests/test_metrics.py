@@ -15,6 +15,7 @@ from xai_study.maps import normalise
 from xai_study.metrics import (
     ALL_METRICS,
     Centredness,
+    Intensity,
     InterFrameConsistency,
     IntraFrameConsistency,
     PointingGame,
@@ -109,11 +110,53 @@ def test_inverted_frames_give_tau_minus_one():
 
 def test_constant_clip_gives_zero_variance_and_nan_rest():
     out = paper_metrics(np.full((6, 24, 24), 3.5))
-    assert out["V"] == 0.0
+    assert out["V"] == 0.0 and out["I"] == 0.0
     assert math.isnan(out["tau"]) and math.isnan(out["rho"]) and math.isnan(out["mu"])
     assert json.dumps({k: to_json_value(v) for k, v in out.items()}) == (
-        '{"V": 0.0, "tau": null, "rho": null, "mu": null}'
+        '{"V": 0.0, "tau": null, "rho": null, "mu": null, "I": 0.0}'
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "maps", "signed", "expected"),
+    [
+        # frame 0 all 1, frame 1 all 0 after min-max: mean of the frame means = 0.5
+        (
+            "bright_and_dark_frame",
+            np.stack([np.full((4, 4), 3.0), np.full((4, 4), 1.0)]),
+            False,
+            0.5,
+        ),
+        # one pixel of 16 at the maximum, the rest at the minimum: 1/16
+        ("single_peak", np.pad(np.ones((1, 1, 1)), ((0, 0), (0, 3), (0, 3))), False, 1 / 16),
+        # values 0, 1, 2, 3 -> 0, 1/3, 2/3, 1: mean 0.5
+        ("ramp", np.arange(4.0).reshape(1, 2, 2), False, 0.5),
+        # signed: negatives become 0 first, so [-2, -1, 0, 2] -> [0, 0, 0, 1]: 1/4
+        ("signed_drops_negatives", np.array([[[-2.0, -1.0], [0.0, 2.0]]]), True, 0.25),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_intensity_known_answers(case, maps, signed, expected):
+    assert Intensity()(maps, signed=signed) == pytest.approx(expected), case
+    assert paper_metrics(maps, signed=signed)["I"] == pytest.approx(expected), case
+
+
+def test_intensity_is_the_fifth_paper_metric_with_the_papers_values():
+    from xai_study.metrics.paper import PAPER_RESULTS
+
+    assert list(paper_metrics(np.random.default_rng(0).random((2, 8, 8)))) == [
+        "V",
+        "tau",
+        "rho",
+        "mu",
+        "I",
+    ]
+    assert {e: r["I"] for e, r in PAPER_RESULTS.items()} == {
+        "bonettini": 0.4821,
+        "gradcam": 0.0689,
+        "ltpa": 0.0616,
+        "shap3d": 0.0563,
+    }
 
 
 def test_single_bright_pixel_has_rho_about_zero():
@@ -279,7 +322,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 @given(map_arrays, st.booleans())
 def test_paper_metrics_stay_in_range(maps, signed):
     out = paper_metrics(maps, signed=signed)
-    for cls in (Variance, InterFrameConsistency, IntraFrameConsistency, Centredness):
+    for cls in (Variance, InterFrameConsistency, IntraFrameConsistency, Centredness, Intensity):
         value = out[cls.name]
         lo, hi = cls.value_range
         assert math.isnan(value) or lo - 1e-9 <= value <= hi + 1e-9

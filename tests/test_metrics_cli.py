@@ -34,8 +34,17 @@ def test_metrics_json_known_values(tmp_path, capsys):
     np.savez(uniform, maps=np.stack([np.full((16, 16), v) for v in (1.0, 2.0, 3.0)]))
     assert main(["metrics", str(const), str(uniform), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out[0] == {"file": str(const), "V": 0.0, "tau": None, "rho": None, "mu": None}
+    assert out[0] == {
+        "file": str(const),
+        "V": 0.0,
+        "tau": None,
+        "rho": None,
+        "mu": None,
+        "I": 0.0,
+    }
     assert out[1]["mu"] == pytest.approx(0.25) and out[1]["V"] == 0.0
+    # frames 1, 2, 3 normalise to 0, 0.5, 1: intensity 0.5
+    assert out[1]["I"] == pytest.approx(0.5)
 
 
 def test_metrics_signed_flag_in_file_or_option(tmp_path, capsys):
@@ -59,7 +68,7 @@ def test_metrics_table_with_mask(tmp_path, capsys):
     np.savez(f, maps=mask.astype(np.float32), mask=mask)
     assert main(["metrics", str(f)]) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
-    assert header.split()[:5] == ["file", "V", "tau", "rho", "mu"]
+    assert header.split()[:6] == ["file", "V", "tau", "rho", "mu", "I"]
     assert "mass_accuracy" in header and "pointing_game_chance" in header
     values = dict(zip(header.split()[1:], map(float, row.split()[1:]), strict=True))
     assert values["mass_accuracy"] == 1.0 and values["mass_accuracy_chance"] == 0.25

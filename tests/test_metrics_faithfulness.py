@@ -219,3 +219,86 @@ def test_detector_scorer_uses_the_detectors_aggregation():
     with torch.no_grad():
         want = [det(det.preprocess(c)).max().item() for c in clips]
     assert np.allclose(detector_scorer(det)(clips), want, atol=1e-6)
+
+
+# ------------------------------------------------- execution order of the cascade
+
+
+def hook_order(model):
+    """Names of the parameter-owning modules in the order their forward hooks fire."""
+    seen = []
+    handles = [
+        m.register_forward_hook(lambda *_, n=n: seen.append(n) if n not in seen else None)
+        for n, m in model.named_modules()
+        if list(m.parameters(recurse=False))
+    ]
+    with torch.no_grad():
+        model(model.preprocess(np.full((1, 64, 64, 3), 100, np.uint8)))
+    for h in handles:
+        h.remove()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def real_detectors():
+    from xai_study.detectors import create_detector
+
+    torch.manual_seed(0)
+    return {a: create_detector(a, input_size=64).eval() for a in ("plain", "bonettini", "ltpa")}
+
+
+@pytest.mark.parametrize("arch", ["plain", "bonettini", "ltpa"])
+def test_cascade_runs_from_the_output_in_execution_order(arch, real_detectors):
+    det = real_detectors[arch]
+    names = [n for n, _ in parameterised_layers(det)]
+    assert names == hook_order(det)
+    assert names[-1] == "classifier"  # randomised first
+    registered = [n for n, m in det.named_modules() if list(m.parameters(recurse=False))]
+    assert sorted(names) == sorted(registered)
+    if arch == "bonettini":
+        # registered last, but it runs mid-network: between stage 2 and stage 3
+        assert registered[-1] == "attconv"
+        i = names.index("attconv")
+        assert names[i - 1].startswith("backbone.blocks.2.")
+        assert names[i + 1].startswith("backbone.blocks.3.")
+    if arch == "ltpa":  # the attention heads run after the trunk's last layer
+        assert names.index("compat.0") > names.index("backbone.bn2")
+    top1 = randomise_model(det, 1, "cascading", seed=1)
+    changed = [
+        k
+        for k, v in top1.state_dict().items()
+        if v.dtype.is_floating_point and not torch.equal(v, det.state_dict()[k])
+    ]
+    assert changed and all(k.startswith("classifier.") for k in changed), changed
+
+
+# ------------------------------------------------- density ranking of painted totals
+
+
+def test_deletion_ranks_painted_totals_by_density():
+    # supervoxel 0 is the patch (40 px, total 1.0); supervoxel 1 the rest (160 px, total
+    # 2.0). By total the rest goes first; by density (1/40 > 2/160) the patch does.
+    segments = (1 - PATCH).astype(int)
+    totals = np.where(segments == 0, 1.0, 2.0)
+    metric = DeletionAUC(steps=10, baseline="black")
+    assert metric(FRAMES, totals, patch_scorer) == pytest.approx(0.9)
+    assert metric(FRAMES, totals, patch_scorer, segments=segments) == pytest.approx(0.1)
+    insertion = InsertionAUC(steps=10, baseline="black")
+    assert insertion(FRAMES, totals, patch_scorer, segments=segments) == pytest.approx(0.9)
+    with pytest.raises(XaiStudyError):
+        metric(FRAMES, totals, patch_scorer, segments=segments[:1])
+
+
+def test_density_segments_follow_the_painting():
+    from xai_study.explainers import create_explainer
+    from xai_study.explainers.toys import make_region_detector, textured_clip
+    from xai_study.metrics import density_segments
+
+    det = make_region_detector(input_size=32)
+    clip = textured_clip(2, 32, seed=1)
+    kw = {"n_segments": 8, "compactness": 30.0, "slic_scale": 1.0}
+    total = create_explainer("null_supervoxels", det, **kw).explain(clip)
+    dense = create_explainer("null_supervoxels", det, paint="density", **kw).explain(clip)
+    np.testing.assert_array_equal(density_segments(total), total.extra["segments"])
+    assert density_segments(dense) is None
+    assert density_segments(create_explainer("gradcam", det).explain(clip)) is None

@@ -1,7 +1,8 @@
 """Explainers of video deepfake detectors behind one interface (see ``base``).
 
 Importing this package registers every explainer: ``gradcam``, ``shap3d``, ``ltpa``,
-``bonettini`` (the paper's four), ``lime3d``, ``saliency`` and ``integrated_gradients``.
+``bonettini`` (the paper's four), ``lime3d``, ``saliency`` and ``integrated_gradients``,
+and the null explainers ``null_centre``, ``null_supervoxels``, ``null_random_model``.
 """
 
 # Each module registers its explainer on import.
@@ -11,6 +12,7 @@ from xai_study.explainers import (  # noqa: E402,F401
     integrated_gradients,
     lime3d,
     ltpa,
+    nulls,
     saliency,
     shap3d,
 )

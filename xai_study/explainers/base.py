@@ -58,8 +58,9 @@ class Explanation:
     extra: dict[str, Any] = field(default_factory=dict)  # method-specific by-products
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly description (no arrays)."""
-        return {
+        """JSON-friendly description (no arrays); sampling explainers add their
+        ``convergence`` figure (:mod:`xai_study.explainers.convergence`)."""
+        out = {
             "name": self.name,
             "signed": self.signed,
             "target": self.target,
@@ -68,6 +69,9 @@ class Explanation:
             "shape": list(self.maps.shape),
             "params": _jsonable(self.params),
         }
+        if self.extra.get("convergence") is not None:
+            out["convergence"] = _jsonable(self.extra["convergence"])
+        return out
 
 
 def _jsonable(value):
@@ -100,6 +104,9 @@ class Explainer:
     study_name: ClassVar[str] = ""
     paper_rank: ClassVar[int] = 0
     paper_label: ClassVar[str] = ""
+    #: True on the null explainers (``explainers/nulls.py``): maps that ignore the
+    #: detector or the video, reported beside the others as what they must beat.
+    null: ClassVar[bool] = False
     signed: ClassVar[bool] = False
     requires: ClassVar[str | None] = None  # detector arch this explainer needs
     description: ClassVar[str] = ""

@@ -101,6 +101,7 @@ class CoalitionGame:
         self.sign = float(sign)
         self.batch_size = max(1, int(batch_size))
         self.progress = progress
+        self.progress_at = 0.0  # fraction reported by frame_values' batches (caller's)
         self.n_segments = int(segments.max()) + 1
         self.present = [np.unique(s) for s in segments]  # segment ids in each frame
         self.cache: dict[tuple[int, bytes], float] = {}
@@ -108,7 +109,9 @@ class CoalitionGame:
         self.batches = 0
         self.batch_sizes: list[int] = []
         self.model_seconds = 0.0  # time spent in the detector (preprocess + forward)
-        self.coalitions = 0
+        self.coalitions = 0  # whole-clip coalitions asked for
+        self.frame_coalitions = 0  # coalitions of single-frame games asked for
+        self.sizes = np.bincount(segments.ravel(), minlength=self.n_segments)  # pixels
 
     def _key(self, t: int, coalition: np.ndarray) -> tuple[int, bytes]:
         return t, np.packbits(coalition[self.present[t]]).tobytes()
@@ -161,6 +164,37 @@ class CoalitionGame:
         values = np.array([[self.cache[k] for k in row_keys] for row_keys in keys])
         return self.sign * values.mean(axis=1)
 
+    def frame_values(self, t: int, local: np.ndarray) -> np.ndarray:
+        """Values (signed logits of frame ``t``) of coalitions over the frame's own players.
+
+        ``local`` is ``(n, K_t)`` in {0, 1}, column ``j`` standing for the supervoxel
+        ``present[t][j]``; every other supervoxel is absent from the frame and cannot
+        change it. One coalition costs at most one frame evaluation (shared cache).
+        """
+        z = np.atleast_2d(np.asarray(local)) > 0.5
+        present = self.present[t]
+        if z.shape[1] != len(present):
+            raise ValueError(f"coalitions have {z.shape[1]} columns, frame {t} has {len(present)}")
+        keys = [(t, np.packbits(row).tobytes()) for row in z]
+        pending: list = []
+        queued: set = set()
+        for key, row in zip(keys, z, strict=True):
+            if key in self.cache or key in queued:
+                continue
+            full = np.zeros(self.n_segments, dtype=bool)
+            full[present] = row
+            queued.add(key)
+            pending.append((key, t, full))
+            if len(pending) == self.batch_size:
+                self._evaluate(pending)
+                pending, queued = [], set()
+                if self.progress is not None:  # also the caller's chance to cancel
+                    self.progress(self.progress_at)
+        if pending:
+            self._evaluate(pending)
+        self.frame_coalitions += len(z)
+        return self.sign * np.array([self.cache[k] for k in keys])
+
     def clip_logits(self) -> np.ndarray:
         """Per-frame logits of the unmasked clip (from the cache when already evaluated)."""
         full = np.ones(self.n_segments, dtype=bool)
@@ -173,19 +207,27 @@ class CoalitionGame:
         """Video P(fake) of the unmasked clip with the detector's own aggregation."""
         return float(self.detector.aggregate(self.clip_logits()))
 
-    def paint(self, values: np.ndarray) -> np.ndarray:
-        """Maps where every pixel carries its supervoxel's value: ``(T, H, W)`` float32."""
-        values = np.asarray(values, dtype=np.float32).ravel()
+    def paint(self, values: np.ndarray, paint: str = "total") -> np.ndarray:
+        """``(T, H, W)`` float32 maps of one value per supervoxel: every pixel carries its
+        supervoxel's value (``paint="total"``) or that value divided by the supervoxel's
+        size in pixels over the clip (``"density"``: the map then sums to the values'
+        sum)."""
+        values = np.asarray(values, dtype=np.float64).ravel()
         if len(values) != self.n_segments:
             raise XaiStudyError("one value per supervoxel is needed")
-        return values[self.segments]
+        if paint == "density":
+            values = values / np.maximum(self.sizes, 1)
+        elif paint != "total":
+            raise XaiStudyError(f"paint must be 'total' or 'density', got {paint!r}")
+        return values.astype(np.float32)[self.segments]
 
     def stats(self) -> dict:
         return {
             "supervoxels": self.n_segments,
             "coalitions": self.coalitions,
             "frames_evaluated": self.frames_evaluated,
-            "frames_without_cache": self.coalitions * len(self.frames),
+            "frame_coalitions": self.frame_coalitions,
+            "frames_without_cache": self.coalitions * len(self.frames) + self.frame_coalitions,
             "batches": self.batches,
             "batch_sizes": list(self.batch_sizes),
             "model_seconds": self.model_seconds,
@@ -201,8 +243,12 @@ SUPERVOXEL_DEFAULTS = {
     "baseline": "blur",
     "blur_sigma": 0.0,
     "batch_size": 0,
+    "paint": "total",
     "seed": 0,
 }
+
+#: How a supervoxel's value becomes pixels (see :meth:`CoalitionGame.paint`).
+PAINTS = ("total", "density")
 
 
 class SupervoxelExplainer(Explainer):
@@ -221,6 +267,7 @@ class SupervoxelExplainer(Explainer):
         check_positive_int("n_segments", p["n_segments"], 2)
         check_choice("baseline", p["baseline"], BASELINES)
         check_positive_int("batch_size", p["batch_size"], 0)
+        check_choice("paint", p["paint"], PAINTS)
 
     def game(self, frames: np.ndarray, sign: float = 1.0, progress=None) -> CoalitionGame:
         p = self.params

@@ -11,6 +11,7 @@ from xai_study.metrics.faithfulness import (
     DeletionAUC,
     InsertionAUC,
     baseline_frames,
+    density_segments,
     detector_scorer,
 )
 from xai_study.metrics.localisation import (
@@ -22,6 +23,7 @@ from xai_study.metrics.localisation import (
 from xai_study.metrics.paper import (
     PAPER_METRICS,
     Centredness,
+    Intensity,
     InterFrameConsistency,
     IntraFrameConsistency,
     Variance,
@@ -34,6 +36,7 @@ ALL_METRICS = (
     InterFrameConsistency,
     IntraFrameConsistency,
     Centredness,
+    Intensity,
     RelevanceMassAccuracy,
     PointingGame,
     DeletionAUC,
@@ -47,6 +50,7 @@ __all__ = [
     "Centredness",
     "DeletionAUC",
     "InsertionAUC",
+    "Intensity",
     "InterFrameConsistency",
     "IntraFrameConsistency",
     "Metric",
@@ -55,6 +59,7 @@ __all__ = [
     "RelevanceMassAccuracy",
     "Variance",
     "baseline_frames",
+    "density_segments",
     "detector_scorer",
     "localisation_metrics",
     "paper_metrics",

@@ -2,7 +2,12 @@
 
 Pixels of the whole clip are ranked by the normalised explanation ``N`` (design §2
 steps 1–2; the map is resized bilinearly to the frame size when the grids differ), most
-relevant first, ties broken by a seeded random order. For ``k = 0..steps`` the first
+relevant first, ties broken by a seeded random order. Maps that paint one *total* value
+per supervoxel (SHAP-3D, LIME-3D and ``null_supervoxels`` with ``paint="total"``, the
+default) are ranked by what a pixel is worth instead: pass their ``segments``
+(:func:`density_segments` of the explanation) and pixels are ranked by the non-negative
+value divided by their supervoxel's size in pixels, so a large supervoxel whose total
+is high but whose pixels each carry little does not go first. For ``k = 0..steps`` the first
 ``k/steps`` of the ranked pixels are
 
 - **deleted**: replaced by the baseline (deletion curve, starts at the real video), or
@@ -50,6 +55,32 @@ def baseline_frames(frames: np.ndarray, baseline: str) -> np.ndarray:
 
     frames = np.asarray(frames)
     return make_baseline(frames, baseline, metric_blur_sigma(frames), choices=BASELINES)
+
+
+def density_segments(explanation) -> np.ndarray | None:
+    """The supervoxel labels to rank ``explanation``'s pixels by density, or ``None``:
+    an :class:`~xai_study.explainers.base.Explanation` whose ``extra["paint"]`` is
+    ``"total"`` (one value per supervoxel, painted on all of its pixels) gives its
+    ``extra["segments"]``; any other map is already per pixel."""
+    extra = getattr(explanation, "extra", None) or {}
+    if extra.get("paint") == "total" and extra.get("segments") is not None:
+        return np.asarray(extra["segments"])
+    return None
+
+
+def density_key(maps, segments, signed: bool) -> np.ndarray:
+    """Per-pixel ranking key of a map painting supervoxel totals: ``max(M, 0)`` (signed)
+    or ``M`` divided by the size (pixels over the clip) of the pixel's supervoxel."""
+    from xai_study.maps import non_negative
+
+    x = non_negative(maps, signed)
+    seg = np.asarray(segments)
+    if seg.shape != x.shape:
+        raise XaiStudyError(f"segments have shape {seg.shape}, the maps {x.shape}")
+    if seg.min(initial=0) < 0:
+        raise XaiStudyError("segment labels must be non-negative integers")
+    sizes = np.bincount(seg.astype(np.int64).ravel())
+    return x / sizes[seg]
 
 
 def detector_scorer(detector: VideoDetector, max_batch_frames: int = 64) -> ScoreFn:
@@ -117,10 +148,14 @@ class _PerturbationCurve(Metric):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(steps={self.steps}, baseline={self.baseline!r})"
 
-    def order(self, maps, frame_size: tuple[int, int], signed: bool | None = None) -> np.ndarray:
-        """Flat pixel indices (over T·H·W) from most to least relevant."""
-        n = normalise(maps, self.signed if signed is None else signed)
-        n = resize_maps(n, frame_size, engine="opencv")
+    def order(
+        self, maps, frame_size: tuple[int, int], signed: bool | None = None, segments=None
+    ) -> np.ndarray:
+        """Flat pixel indices (over T·H·W) from most to least relevant (by density within
+        ``segments`` when given; see the module docstring)."""
+        signed = self.signed if signed is None else signed
+        key = normalise(maps, signed) if segments is None else density_key(maps, segments, signed)
+        n = resize_maps(key, frame_size, engine="opencv")
         values = n.ravel()
         tie_break = np.random.default_rng(self.seed).random(values.size)
         return np.lexsort((tie_break, -values))
@@ -132,8 +167,12 @@ class _PerturbationCurve(Metric):
         model,
         signed: bool | None = None,
         endpoints: tuple[float, float] | None = None,
+        segments=None,
     ):
         """``(fractions, scores)``: P(fake) after changing each fraction of the pixels.
+
+        ``segments``: the supervoxel labels of a map that paints supervoxel totals
+        (:func:`density_segments`); pixels are then ranked by density.
 
         ``endpoints = (P(fake | real clip), P(fake | baseline clip))``, when known (they
         do not depend on the explanation), are used instead of re-scoring those two
@@ -151,7 +190,7 @@ class _PerturbationCurve(Metric):
             )
         score_fn = as_scorer(model)
         t, h, w = frames.shape[:3]
-        order = self.order(maps, (h, w), signed)
+        order = self.order(maps, (h, w), signed, segments)
         base = baseline_frames(frames, self.baseline).reshape(t * h * w, 3)
         real = frames.reshape(t * h * w, 3)
         counts = np.round(np.linspace(0, t * h * w, self.steps + 1)).astype(int)
@@ -190,8 +229,9 @@ class _PerturbationCurve(Metric):
         model,
         signed: bool | None = None,
         endpoints: tuple[float, float] | None = None,
+        segments=None,
     ) -> float:
-        fractions, scores = self.curve(frames, maps, model, signed, endpoints)
+        fractions, scores = self.curve(frames, maps, model, signed, endpoints, segments)
         return float(np.trapezoid(scores, fractions))
 
 

@@ -1,6 +1,7 @@
-"""The four metrics of Pino, Carman & Bestagini (2021), exactly as fixed in design §2.
+"""The metrics of Pino, Carman & Bestagini (2021), exactly as fixed in design §2.
 
-All four are computed on the normalised view ``N`` of the explanation (non-negative
+V, τ, ρ and μ are the paper's four; I (mean intensity) is our reading of the fifth
+column of the poster's first table. All five are computed on the normalised view ``N`` of the explanation (non-negative
 view, then min–max over the whole clip, :func:`xai_study.maps.normalise`). A frame is
 "constant" when all its values are equal; such frames carry no spatial information and
 are skipped by τ and ρ (and by μ when they are all zero). A metric whose every frame or
@@ -23,10 +24,10 @@ PAPER_REFERENCE = (
 #: The paper's Table (means over 58 fake DFDC videos, EfficientNet-B4 detectors), for
 #: side-by-side comparison in ``evaluate`` summaries.
 PAPER_RESULTS = {
-    "bonettini": {"V": 0.0951, "tau": 0.7390, "rho": 0.1262, "mu": 0.5286},
-    "gradcam": {"V": 0.0135, "tau": 0.8756, "rho": 0.7489, "mu": 0.8666},
-    "ltpa": {"V": 0.0108, "tau": 0.7991, "rho": 0.3333, "mu": 0.6386},
-    "shap3d": {"V": 0.0302, "tau": 0.4496, "rho": 0.2326, "mu": 0.7348},
+    "bonettini": {"V": 0.0951, "tau": 0.7390, "rho": 0.1262, "mu": 0.5286, "I": 0.4821},
+    "gradcam": {"V": 0.0135, "tau": 0.8756, "rho": 0.7489, "mu": 0.8666, "I": 0.0689},
+    "ltpa": {"V": 0.0108, "tau": 0.7991, "rho": 0.3333, "mu": 0.6386, "I": 0.0616},
+    "shap3d": {"V": 0.0302, "tau": 0.4496, "rho": 0.2326, "mu": 0.7348, "I": 0.0563},
 }
 
 #: Direction vectors (s_y, s_x) of the intra-frame autocorrelation shifts.
@@ -177,11 +178,30 @@ class Centredness(MapMetric):
         return float(np.mean(inner[keep] / total[keep]))
 
 
-PAPER_METRICS = (Variance, InterFrameConsistency, IntraFrameConsistency, Centredness)
+class Intensity(MapMetric):
+    """Intensity ``I = mean_t mean(N[t])``: the mean value of the normalised clip.
+
+    Our reading of the column "I [0,1]" of the poster's first metrics table (the paper
+    does not define it; design §2 item 8). A constant clip normalises to zeros and
+    gives I = 0; a map that is bright everywhere gives values near 1. Descriptive, like
+    V: lower means sparser maps, with no "better" direction. Range [0, 1].
+    """
+
+    name = "I"
+    reference = PAPER_REFERENCE
+    higher_is_better = None
+    value_range = (0.0, 1.0)
+
+    def score(self, n: np.ndarray) -> float:
+        return float(n.reshape(n.shape[0], -1).mean(axis=1).mean())
+
+
+PAPER_METRICS = (Variance, InterFrameConsistency, IntraFrameConsistency, Centredness, Intensity)
 
 
 def paper_metrics(maps, signed: bool = False) -> dict[str, float]:
-    """``{"V", "tau", "rho", "mu"}`` of one explanation (design §2), ``nan`` if undefined."""
+    """``{"V", "tau", "rho", "mu", "I"}`` of one explanation (design §2), ``nan`` if
+    undefined."""
     from xai_study.maps import normalise
 
     n = normalise(maps, signed)

@@ -8,8 +8,10 @@ were re-initialised. Low correlation means the explainer passes; a correlation n
 means it fails.
 
 **Which randomisation.** We implement Adebayo's *cascading* randomisation: the
-detector's parameterised layers are listed in module order (input to output), and the
-top ``k`` layers, counted from the output, are re-initialised with their own
+detector's parameterised layers are listed in **execution order** (input to output:
+the order in which forward hooks see them finish on one forward pass of a grey frame,
+:func:`execution_order`; layers that the pass never runs come first, so they are
+randomised last), and the top ``k`` layers, counted from the output, are re-initialised with their own
 initialisers (``reset_parameters()``, which for batch-norm layers also resets the running
 statistics; layers without one get N(0, 0.02²) weights). The default ``layers="all"``
 is the final step of the cascade, every layer random, which is what
@@ -22,11 +24,16 @@ Constant explanations have no ranks: the correlation is then ``nan``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
 
+from xai_study.detectors.randomise import (  # noqa: F401 - re-exported
+    example_input,
+    execution_order,
+    parameterised_layers,
+    randomise_model,
+)
 from xai_study.errors import XaiStudyError
 from xai_study.maps import normalise
 from xai_study.metrics.base import NAN, Metric
@@ -35,58 +42,6 @@ ADEBAYO_REFERENCE = (
     "Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim (2018), Sanity checks for "
     "saliency maps, NeurIPS"
 )
-
-
-def parameterised_layers(model) -> list[tuple[str, object]]:
-    """``(name, module)`` of every module that owns parameters directly, in module order."""
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if any(True for _ in module.parameters(recurse=False))
-    ]
-
-
-def _reinitialise(module) -> None:
-    import torch
-
-    if hasattr(module, "reset_parameters"):
-        module.reset_parameters()
-        return
-    with torch.no_grad():
-        for p in module.parameters(recurse=False):
-            torch.nn.init.normal_(p, mean=0.0, std=0.02)
-
-
-def randomise_model(model, layers: int | str = "all", mode: str = "cascading", seed: int = 0):
-    """A deep copy of ``model`` with layers re-initialised (see the module docstring).
-
-    ``layers`` is ``"all"`` or ``k >= 1``: with ``mode="cascading"`` the top ``k`` layers
-    are randomised, with ``mode="independent"`` only the ``k``-th from the top.
-    """
-    import torch
-
-    if mode not in ("cascading", "independent"):
-        raise XaiStudyError(f"unknown randomisation mode {mode!r} (cascading or independent)")
-    clone = copy.deepcopy(model)
-    named = parameterised_layers(clone)
-    if not named:
-        raise XaiStudyError("the model has no parameters to randomise")
-    k = len(named) if layers == "all" else int(layers)
-    if not 1 <= k <= len(named):
-        raise XaiStudyError(f"layers must be between 1 and {len(named)}, got {layers}")
-    chosen = named[len(named) - k :] if mode == "cascading" else [named[len(named) - k]]
-    devices = {p.device for p in clone.parameters()}
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        for _, module in chosen:
-            _reinitialise(module)
-    finally:
-        torch.random.set_rng_state(state)
-    if len(devices) == 1:
-        clone.to(next(iter(devices)))
-    clone.eval()
-    return clone
 
 
 def spearman(a, b) -> float:

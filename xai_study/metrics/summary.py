@@ -40,6 +40,7 @@ LABELS = {
     "tau": "τ",
     "rho": "ρ",
     "mu": "μ",
+    "I": "I",
     "mass_accuracy": "mass acc.",
     "pointing_game": "pointing",
     "deletion_auc": "deletion AUC",
@@ -211,13 +212,13 @@ def summary_markdown(summary, per_video=None, title: str = "Explanation metrics"
             "so compare orderings rather than values)."
         )
         lines.append("")
-        lines.append(
-            "| explainer | V paper | V here | τ paper | τ here | ρ paper | ρ here | μ paper | μ here |"
-        )
-        lines.append("|" + "---|" * 9)
+        shown = [m for m in ("V", "tau", "rho", "mu", "I") if (paper[0], "fake", m) in lookup]
+        header = "".join(f" {LABELS[m]} paper | {LABELS[m]} here |" for m in shown)
+        lines.append("| explainer |" + header)
+        lines.append("|" + "---|" * (1 + 2 * len(shown)))
         for e in paper:
             cells = [e]
-            for m in ("V", "tau", "rho", "mu"):
+            for m in shown:
                 row = lookup.get((e, "fake", m))
                 here = (
                     "–" if row is None or not math.isfinite(row["mean"]) else f"{row['mean']:.4f}"
