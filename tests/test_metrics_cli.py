@@ -255,3 +255,32 @@ def _write(folder, text):
     path = folder / "labels.csv"
     path.write_text(text)
     return path
+
+
+def test_evaluate_compares_with_the_null_explainers(tmp_path, toy_setup, short_face_video):
+    """With a null explainer in the run, paired.csv and summary.md give explainer - null
+    per video, clustered by the labels' identities."""
+    _, detectors = toy_setup
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        "video_id,path,label,source_identity\n"
+        f"f1,{short_face_video},fake,ann\nf2,{short_face_video},fake,ann\n"
+        f"f3,{short_face_video},fake,bob\nr1,{short_face_video},real,ann\n"
+    )
+    kwargs = dict(steps=0, n_boot=100, progress=False, detectors=detectors)
+    paths = cm.evaluate(csv, ["gradcam", "null_centre"], tmp_path / "out", **kwargs)
+    per_video = pd.read_csv(paths["per_video"])
+    assert set(per_video["identity"]) == {"ann", "bob"} and per_video["I"].notna().all()
+    paired = pd.read_csv(paths["paired"])
+    mass = paired[(paired.metric == "mass_accuracy") & (paired.group == "fake")].iloc[0]
+    assert (mass.explainer, mass.null, mass.n_videos, mass.n_identities) == (
+        "gradcam",
+        "null_centre",
+        3,
+        2,
+    )
+    wide = per_video[per_video.label == "fake"].pivot(
+        index="video", columns="explainer", values="mass_accuracy"
+    )
+    assert mass.mean_diff == pytest.approx((wide.gradcam - wide.null_centre).mean(), abs=1e-5)
+    assert "Against the null explainers" in paths["summary_md"].read_text()

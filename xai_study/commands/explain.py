@@ -20,7 +20,8 @@ each explainer and write, to DIR:
 {explainers}
 
 Presets: 'fast' (16 frames, few SHAP/LIME samples: a CPU demo in about a minute) and
-'paper' (32 frames, 128 supervoxels, 4096 SHAP samples: publication quality, for a GPU)."""
+'paper' (32 frames, 128 supervoxels, 512 SHAP coalitions per frame: publication quality,
+for a GPU)."""
 
 EPILOG = """\
 examples:

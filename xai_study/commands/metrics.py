@@ -27,11 +27,18 @@ examples:
 
 EVALUATE_HELP = """\
 Explain every video of a labelled data set with each explainer and measure the
-explanations: the paper's V, tau, rho, mu; localisation against the ground-truth masks
-of the fakes (relevance mass accuracy and pointing game, each with its chance level,
-the mask's area share); faithfulness (deletion and insertion AUC of the video P(fake));
-and, with --sanity, the model-randomisation check (Spearman correlation with the
-explanation of a detector whose weights are all re-initialised).
+explanations: the paper's V, tau, rho, mu and I (mean intensity, our reading of the
+poster); localisation against the ground-truth masks of the fakes (relevance mass
+accuracy and pointing game, each with its chance level, the mask's area share);
+faithfulness (deletion and insertion AUC of the video P(fake)); and, with --sanity, the
+model-randomisation check (Spearman correlation with the explanation of a detector whose
+weights are all re-initialised).
+
+Add the null explainers (null_centre: a centred Gaussian; null_supervoxels: random values
+on SHAP's supervoxels; null_random_model: Grad-CAM of a randomised detector) to compare
+every explainer with maps that look at nothing: DIR/paired.csv and a section of
+summary.md give explainer - null per video, with 95 % intervals from a bootstrap over
+identities (the labels' source_identity), not videos.
 
 Videos are processed alternating fake and real. Writes DIR/per_video.csv (one row per
 video x explainer, appended as it goes: re-running the same command resumes and skips
@@ -46,7 +53,8 @@ xai_study.data.masks).
 
 examples:
   xai-study evaluate --data study_data/demo_data/labels.csv \\
-      --explainers gradcam,shap3d,ltpa,bonettini --out results/demo --preset fast
+      --explainers gradcam,shap3d,ltpa,bonettini,null_centre,null_supervoxels \\
+      --out results/demo --preset fast
   xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test"""
 
 

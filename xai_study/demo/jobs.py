@@ -29,7 +29,7 @@ from xai_study.detectors.checkpoint import DEMO_MODELS, MODELS_DIR, file_sha256
 from xai_study.errors import VideoError, XaiStudyError
 from xai_study.explainers import paper_explainers
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-frame SHAP-3D, I, convergence warnings
 DEFAULT_MAX_SECONDS = 60.0
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -256,6 +256,19 @@ def run_demo(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _convergence_warnings(analysis) -> list[str]:
+    """One line per explanation whose convergence figure is poor (SHAP-3D, LIME-3D)."""
+    from xai_study.explainers import explainer_label
+    from xai_study.explainers.convergence import convergence_warning
+
+    out = []
+    for name, expl in analysis.explanations.items():
+        warning = convergence_warning(expl.extra.get("convergence"))
+        if warning:
+            out.append(f"{explainer_label(name)}: {warning}")
+    return out
+
+
 def _compute(p, settings, key, tmp, detectors, progress, cancel) -> DemoResult:
     from xai_study.demo.regions import caption, region_shares, scale_landmarks
     from xai_study.explainers import explainer_label
@@ -326,5 +339,5 @@ def _compute(p, settings, key, tmp, detectors, progress, cancel) -> DemoResult:
         settings=asdict(settings),
         grid=str(analysis.grid) if analysis.grid else None,
         seconds=seconds,
-        warnings=list(getattr(clip, "warnings", [])),
+        warnings=[*getattr(clip, "warnings", []), *_convergence_warnings(analysis)],
     )

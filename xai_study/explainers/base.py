@@ -250,7 +250,13 @@ def explainer_choices() -> list[tuple[str, str]]:
 
 
 def _is_null(cls: type[Explainer]) -> bool:
-    return bool(getattr(cls, "null", False))
+    return cls.null
+
+
+def null_explainers() -> list[str]:
+    """Registry names of the null explainers (baselines that look at nothing real)."""
+    _load_all()
+    return sorted(n for n, c in _REGISTRY.items() if c.null)
 
 
 def explainer_label(name: str) -> str:

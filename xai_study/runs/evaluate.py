@@ -6,7 +6,10 @@ For every video of a labels file (alternating fake and real, see
 (:class:`~xai_study.runs.measure.Measurer`) and append one row per video x explainer to
 ``per_video.csv``. The run is resumable: ``run.json`` records the settings and finished
 rows are skipped. Then the summary (:mod:`xai_study.metrics.summary`): ``summary.csv``,
-``summary.md`` and ``summary.png``.
+``summary.md`` and ``summary.png``; when the run includes null explainers
+(``null_centre``, ``null_supervoxels``, ``null_random_model``), ``paired.csv`` and a
+section of ``summary.md`` compare every explainer with each null on the same videos
+(:mod:`xai_study.metrics.paired`: intervals from a bootstrap over identities).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from xai_study.runs.detectors import DetectorSet
 from xai_study.runs.measure import Measurer, seed_override
 from xai_study.runs.presets import preset as preset_config
 
-VIDEO_COLUMNS = ["video", "path", "label", "split", "method"]
+VIDEO_COLUMNS = ["video", "path", "label", "split", "method", "identity"]
 CSV_COLUMNS = [
     *VIDEO_COLUMNS,
     "explainer",
@@ -36,6 +39,7 @@ CSV_COLUMNS = [
     "tau",
     "rho",
     "mu",
+    "I",
     "mass_accuracy",
     "mass_accuracy_chance",
     "pointing_game",
@@ -123,6 +127,7 @@ def video_fields(record: VideoRecord) -> dict[str, str]:
         "label": record.label,
         "split": record.split,
         "method": record.method,
+        "identity": record.identity,
     }
 
 
@@ -163,6 +168,20 @@ def check_explainers(explainers: list[str]) -> None:
         raise XaiStudyError("--explainers lists an explainer twice")
 
 
+def against_nulls(per_video, n_boot: int, seed: int):
+    """Every explainer minus every null explainer of the run (paired per video, interval
+    from a bootstrap over identities), or None when the run has no null explainer."""
+    from xai_study.explainers import null_explainers
+    from xai_study.metrics.paired import paired_differences
+    from xai_study.metrics.summary import METRIC_COLUMNS
+
+    nulls = [n for n in null_explainers() if n in set(per_video["explainer"])]
+    if not nulls or set(per_video["explainer"]) <= set(nulls):
+        return None
+    metrics = [m for m in METRIC_COLUMNS if m != "randomisation_spearman"]
+    return paired_differences(per_video, nulls, metrics, n_boot=n_boot, seed=seed)
+
+
 def summarise_run(out: Path, data: Path, preset: str, wanted: set, n_boot: int, seed: int):
     """Write ``summary.csv``, ``summary.md`` and ``summary.png`` from ``per_video.csv``."""
     import pandas as pd
@@ -179,7 +198,15 @@ def summarise_run(out: Path, data: Path, preset: str, wanted: set, n_boot: int, 
     summary = summarise(per_video, n_boot=n_boot, seed=seed)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
     title = f"Explanation metrics: {data.name}, preset {preset}"
-    (out / "summary.md").write_text(summary_markdown(summary, per_video, title) + "\n")
+    text = summary_markdown(summary, per_video, title)
+    paired = against_nulls(per_video, n_boot, seed)
+    if paired is not None:
+        from xai_study.metrics.paired import paired_markdown
+        from xai_study.metrics.summary import LABELS
+
+        paired.to_csv(out / "paired.csv", index=False, float_format="%.6g")
+        text += "\n" + paired_markdown(paired, LABELS)
+    (out / "summary.md").write_text(text + "\n")
     if len(summary):
         summary_plot(summary, out / "summary.png", title)
 
@@ -257,6 +284,7 @@ def evaluate(
     return {
         "per_video": csv_path,
         "summary_csv": out / "summary.csv",
+        "paired": out / "paired.csv",
         "summary_md": out / "summary.md",
         "plot": out / "summary.png",
     }

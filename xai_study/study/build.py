@@ -202,6 +202,8 @@ def build_section(
         anims[name] = str(path.relative_to(out_dir))
         meta["metrics"][name] = _rounded(paper_metrics(expl.maps, signed=expl.signed))
         meta["seconds"][name] = round(float(expl.seconds), 3)
+        if expl.extra.get("convergence") is not None:
+            meta.setdefault("convergence", {})[name] = expl.summary()["convergence"]
     return {
         "id": sid,
         "video_id": fake["id"],

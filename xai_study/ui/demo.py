@@ -15,9 +15,13 @@ from pathlib import Path
 import gradio as gr
 
 from xai_study.explainers import explainer_choices, paper_explainers
+from xai_study.metrics.paper import PAPER_METRICS
+from xai_study.metrics.summary import LABELS
 from xai_study.runs.presets import PRESETS
 from xai_study.ui.context import AppContext
 
+METRIC_KEYS = [cls.name for cls in PAPER_METRICS]
+METRIC_HEADERS = [LABELS.get(k, k) for k in METRIC_KEYS]
 ALL_EXPLAINERS = explainer_choices()
 PAPER_FOUR = paper_explainers()
 SLOTS = len(ALL_EXPLAINERS)
@@ -116,7 +120,7 @@ def render(ctx: AppContext) -> None:
             ]
         captions = gr.Markdown(elem_id="demo-captions")
         metrics = gr.Dataframe(
-            headers=["explainer", "V", "τ", "ρ", "μ"], label="Metrics (paper's V, τ, ρ, μ)"
+            headers=["explainer", *METRIC_HEADERS], label="Metrics (the paper's V, τ, ρ, μ, I)"
         )
         with gr.Row():
             weighted = gr.Video(
@@ -182,11 +186,8 @@ def render(ctx: AppContext) -> None:
             gr.update(value=res.animations[n], label=res.labels[n], visible=True) for n in names
         ] + [gr.update(value=None, visible=False)] * (SLOTS - len(names))
         table = pd.DataFrame(
-            [
-                [res.labels[n]] + [res.metrics[n].get(k) for k in ("V", "tau", "rho", "mu")]
-                for n in names
-            ],
-            columns=["explainer", "V", "τ", "ρ", "μ"],
+            [[res.labels[n]] + [res.metrics[n].get(k) for k in METRIC_KEYS] for n in names],
+            columns=["explainer", *METRIC_HEADERS],
         ).round(4)
         word = "FAKE" if res.verdict == "fake" else "REAL"
         note = " (from the cache)" if res.cached else f" in {res.seconds.get('total', 0):.0f} s"
