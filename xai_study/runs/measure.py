@@ -67,7 +67,7 @@ class Measurer:
         return rows
 
     def _metrics(self, analysis, name, det, masks, endpoints) -> dict[str, Any]:
-        from xai_study.metrics import localisation_metrics, paper_metrics
+        from xai_study.metrics import density_segments, localisation_metrics, paper_metrics
 
         expl = analysis.explanations[name]
         frames = analysis.clip.frames
@@ -79,8 +79,11 @@ class Measurer:
             if id(det) not in endpoints:
                 endpoints[id(det)] = deletion.endpoints(frames, det)
             ends = endpoints[id(det)]
-            row["deletion_auc"] = deletion(frames, expl.maps, det, expl.signed, endpoints=ends)
-            row["insertion_auc"] = insertion(frames, expl.maps, det, expl.signed, endpoints=ends)
+            # maps that paint supervoxel totals are ranked by density (value / size)
+            seg = density_segments(expl)
+            kw = {"endpoints": ends, "segments": seg}
+            row["deletion_auc"] = deletion(frames, expl.maps, det, expl.signed, **kw)
+            row["insertion_auc"] = insertion(frames, expl.maps, det, expl.signed, **kw)
         if self.sanity:
             row["randomisation_spearman"] = self._sanity(analysis, name, det)
         return row
