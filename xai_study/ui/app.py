@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,26 @@ def _optional_page(module_name: str):
         raise
 
 
+#: Name of the database setting with the browser-storage secret.
+STATE_SECRET_SETTING = "browser_state_secret"
+
+
+def state_secret(ctx: AppContext) -> str:
+    """The secret that encrypts the survey's browser storage: ``ctx.state_secret``, else
+    the one kept in the database (generated on first start and shared by every server
+    on it), so that a reload after a restart still resumes."""
+    if ctx.state_secret:
+        return ctx.state_secret
+    return ctx.db.setting(STATE_SECRET_SETTING, lambda: secrets.token_urlsafe(32))
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
     """Build (not launch) the app for ``ctx``; also sets ``ctx.extra['survey']``."""
     if "survey" not in ctx.extra:
         ctx.extra["survey"] = Survey(ctx.study, ctx.db)
     ctx.study_row_id = ctx.extra["survey"].study_row_id
     with gr.Blocks(title=ctx.study.title, analytics_enabled=False) as blocks:
-        survey_page.build(ctx, blocks)
+        survey_page.build(ctx, blocks, secret=state_secret(ctx))
     pages = []
     for name, path, module_name in PAGES:
         module = _optional_page(module_name)
