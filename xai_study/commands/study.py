@@ -23,6 +23,10 @@ several servers may share one PostgreSQL database.
 The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production the
 fallback password is 'admin'; with --production and no password the page stays locked.
 
+A participant's place is kept in browser storage, encrypted with a secret that is
+generated on first start and kept in the database, so a reload after a restart resumes;
+XAI_STUDY_STATE_SECRET sets it instead (the same value on every server of a study).
+
 examples:
   xai-study serve
   XAI_STUDY_ADMIN_PASSWORD=s3cret xai-study serve --production --host 0.0.0.0
@@ -142,7 +146,7 @@ def make_context(args: argparse.Namespace):
 
     from xai_study.study.db import Database, default_db_url
     from xai_study.study.spec import load_study
-    from xai_study.ui.context import AppContext, admin_password_from_env
+    from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
     study = load_study(args.study)
     url = args.db or default_db_url(study.root)
@@ -160,6 +164,7 @@ def make_context(args: argparse.Namespace):
         models_dir=Path(args.models),
         cache_dir=Path(args.cache),
         max_upload_mb=args.max_upload_mb,
+        state_secret=os.environ.get(STATE_SECRET_ENV) or None,
     )
     return ctx, db_path
 
