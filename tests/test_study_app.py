@@ -225,3 +225,29 @@ def test_a_retried_consent_makes_no_orphan(server):
     reload = call(url, "resume", [None, key])  # the token never reached the browser
     assert reload[IDX["token"]] == first and reload[IDX["key"]] != key
     assert ctx.db.count_participants(ctx.study_row_id) == before + 1
+
+
+def test_a_demo_flood_leaves_the_survey_serving(server):
+    """Demo jobs are bounded per client before they reach the queue; the survey and the
+    health endpoint answer throughout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = server["url"].rstrip("/")
+    if "demo" not in server["ctx"].extra["pages"]:
+        pytest.skip("no demo page")
+    cfg = requests.get(f"{url}/config", timeout=30).json()
+    demo = next(d["id"] for d in cfg["dependencies"] if d["api_name"] == "analyse")
+
+    def join(k: int):
+        body = {"data": [None, "bogus", [], "fast", "fake", 4], "fn_index": demo}
+        body.update(session_hash=f"flood{k}", event_data=None)
+        return requests.post(f"{url}/gradio_api/queue/join", json=body, timeout=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(join, range(40)))
+    codes = [r.status_code for r in replies]
+    assert set(codes) <= {200, 503} and codes.count(503) >= 1, codes
+    assert all("demo is busy" in r.json()["detail"] for r in replies if r.status_code == 503)
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and health["refused"]["demo-explain"] >= 1
+    assert isinstance(call(url, "consent", [None, True, None])[IDX["token"]], str)

@@ -83,3 +83,90 @@ def test_the_secret_is_per_database_or_configured(study_dir, tmp_path, monkeypat
     )
     ctx, _ = make_context(args)
     assert state_secret(ctx) == "configured-secret-for-all-servers"
+
+
+# -- floods: the survey keeps serving --------------------------------------------------
+def _join(url: str, fn_index: int, data: list, session: str) -> int:
+    r = requests.post(
+        url.rstrip("/") + "/gradio_api/queue/join",
+        json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},
+        timeout=30,
+    )
+    return r.status_code
+
+
+def _fn_index(url: str, api_name: str | None = None, group: str | None = None) -> int:
+    cfg = requests.get(url.rstrip("/") + "/config", timeout=30).json()
+    for k, dep in enumerate(cfg["dependencies"]):
+        if (api_name and dep.get("api_name") == api_name) or (
+            group and dep.get("concurrency_id") == group
+        ):
+            return dep.get("id", k)
+    raise AssertionError(f"no function {api_name or group}")
+
+
+@pytest.fixture()
+def tiny_app():
+    """A small app with a slow 'demo' job and a fast 'survey' answer, launched with the
+    server's guards; Gradio's 2,000-session cache is shrunk to 40 so that a flood of
+    a few hundred requests evicts sessions with events pending (as 2,500 would)."""
+    import time
+
+    import gradio as gr
+
+    from xai_study.ui.app import launch_guarded
+    from xai_study.ui.guard import DEMO_JOBS
+
+    with gr.Blocks() as blocks:
+        box = gr.Textbox()
+        out = gr.Textbox()
+        gr.Button("demo").click(
+            lambda x: time.sleep(1.5) or x,
+            box,
+            out,
+            api_name="slow_demo",
+            concurrency_id=DEMO_JOBS,
+            concurrency_limit=1,
+        )
+        gr.Button("answer").click(lambda x: f"stored {x}", box, out, api_name="answer")
+    url = launch_guarded(blocks, "127.0.0.1", _free_port(), concurrency=4, max_queue=400)
+    blocks._queue.pending_messages_per_session.max_size = 40
+    yield blocks, url
+    blocks.close()
+
+
+def test_a_flood_of_unread_requests_does_not_stop_the_queue(tiny_app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks, url = tiny_app
+    demo, answer = _fn_index(url, "slow_demo"), _fn_index(url, "answer")
+    with ThreadPoolExecutor(8) as pool:
+        demo_codes = list(pool.map(lambda k: _join(url, demo, ["x"], f"demo{k}"), range(60)))
+        # cheap requests from 200 sessions whose results nobody reads: evictions
+        codes = list(pool.map(lambda k: _join(url, answer, [str(k)], f"flood{k}"), range(200)))
+    assert demo_codes.count(200) <= 2 and demo_codes.count(503) >= 58  # 1 per client
+    assert codes.count(200) == 200
+    health = requests.get(url + "healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+    assert call(url, "answer", ["after the flood"]) == ["stored after the flood"]
+    assert blocks._xai_queue_guard.recreated_sessions > 0  # the flood did evict sessions
+    blocks._queue.stopped = True  # what Gradio's KeyError did: the supervisor must see it
+    health = requests.get(url + "healthz", timeout=10)
+    assert health.status_code == 503 and health.json()["status"] == "queue stopped"
+
+
+def test_direct_run_calls_and_big_bodies_are_refused(tiny_app):
+    _, url = tiny_app
+    r = requests.post(url + "gradio_api/run/answer", json={"data": ["x"]}, timeout=10)
+    assert r.status_code == 404  # /run/ would skip the queue and its limits
+    big = {"data": ["x" * (200 * 1024)], "fn_index": 1, "session_hash": "big"}
+    r = requests.post(url + "gradio_api/queue/join", json=big, timeout=10)
+    assert r.status_code == 413 and "request body over" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(100):
+            yield b"x" * 4096
+
+    r = requests.post(url + "gradio_api/queue/join", data=chunks(), timeout=10)
+    assert r.status_code == 413
+    assert call(url, "answer", ["small"]) == ["stored small"]

@@ -15,6 +15,15 @@ import gradio as gr
 from xai_study.study.flow import Survey
 from xai_study.ui import survey as survey_page
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUEUE,
+    DEMO_JOBS,
+    GroupLimit,
+    Guard,
+    GuardState,
+    harden_queue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +91,55 @@ def launch_kwargs(ctx: AppContext, db_path: Path | None = None) -> dict[str, Any
     }
 
 
+def launch_guarded(
+    blocks: gr.Blocks,
+    host: str,
+    port: int,
+    *,
+    concurrency: int = 16,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    demo_jobs: int = 8,
+    demo_jobs_per_client: int = 1,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    **launch: Any,
+) -> str:
+    """Queue and launch ``blocks`` (without blocking) with the server's guards; returns
+    the local URL.
+
+    The queue holds at most ``max_queue`` events, of which at most ``demo_jobs`` demo
+    jobs (``demo_jobs_per_client`` per client address), and a message to a session that
+    Gradio has evicted no longer stops it; direct ``/gradio_api/run/`` calls, which would
+    skip the queue, are refused; ``GET /healthz`` reports the queue (503 once it has
+    stopped); request bodies other than uploads are limited to ``max_body_bytes``."""
+    from starlette.middleware import Middleware
+
+    blocks.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
+    harden_queue(
+        blocks,
+        {
+            DEMO_JOBS: GroupLimit(
+                total=demo_jobs,
+                per_client=demo_jobs_per_client,
+                message=(
+                    "the demo is busy (or you already have a job running): please wait "
+                    "for it to finish, then try again"
+                ),
+            )
+        },
+    )
+    state = GuardState(max_body_bytes)
+    state.blocks = blocks
+    _, url, _ = blocks.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        app_kwargs={"middleware": [Middleware(Guard, state=state)]},
+        **launch,
+    )
+    return url
+
+
 def serve(
     ctx: AppContext,
     host: str = "127.0.0.1",
@@ -90,16 +148,13 @@ def serve(
     db_path: Path | None = None,
     concurrency: int = 16,
     block: bool = True,
+    **guards: Any,
 ):
-    """Build, queue and launch the app. Returns ``(blocks, local_url)``."""
+    """Build, queue and launch the app (``guards``: the limits of
+    :func:`launch_guarded`). Returns ``(blocks, local_url)``."""
     blocks = build_app(ctx)
-    blocks.queue(default_concurrency_limit=concurrency, max_size=2048)
-    _, url, _ = blocks.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(ctx, db_path),
+    url = launch_guarded(
+        blocks, host, port, concurrency=concurrency, **guards, **launch_kwargs(ctx, db_path)
     )
     if block:
         blocks.block_thread()

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import DEMO_JOBS
 
 ALL_EXPLAINERS = [
     ("Grad-CAM", "gradcam"),
@@ -223,7 +224,7 @@ def render(ctx: AppContext) -> None:
         inputs=[upload, bundled, explainers, preset, target, frames],
         outputs=outputs,
         concurrency_limit=limit,
-        concurrency_id="demo-explain",
+        concurrency_id=DEMO_JOBS,
         show_progress_on=[status],
         api_visibility="private",
     )
