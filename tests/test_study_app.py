@@ -251,3 +251,36 @@ def test_a_demo_flood_leaves_the_survey_serving(server):
     health = requests.get(f"{url}/healthz", timeout=10).json()
     assert health["status"] == "ok" and health["refused"]["demo-explain"] >= 1
     assert isinstance(call(url, "consent", [None, True, None])[IDX["token"]], str)
+
+
+def test_admin_password_guessing_is_limited_per_client(server):
+    """Five wrong passwords, then every attempt (even the right one) is refused for a
+    while, whichever route the call takes; /gradio_api/run/ (skipping the queue) is
+    refused altogether."""
+    url = server["url"].rstrip("/")
+    r = requests.post(f"{url}/gradio_api/run/show", json={"data": ["pw", True]}, timeout=30)
+    assert r.status_code == 404
+    results = [call(url, "show", [f"guess{k}", True])[0] for k in range(5)]
+    assert results == ["Wrong password."] * 5
+    for pw in ("guess5", "pw"):
+        assert call(url, "show", [pw, True])[0].startswith("Too many wrong passwords")
+
+
+@pytest.mark.parametrize(
+    ("production", "host", "expected"),
+    [
+        (False, "127.0.0.1", "admin"),
+        (False, "localhost", "admin"),
+        (False, "::1", "admin"),
+        (False, "0.0.0.0", None),
+        (False, "192.168.1.5", None),
+        (True, "127.0.0.1", None),
+    ],
+)
+def test_no_fallback_admin_password_off_loopback(monkeypatch, production, host, expected):
+    from xai_study.ui.context import admin_password_from_env
+
+    monkeypatch.delenv("XAI_STUDY_ADMIN_PASSWORD", raising=False)
+    assert admin_password_from_env(production, host) == expected
+    monkeypatch.setenv("XAI_STUDY_ADMIN_PASSWORD", "from-env")
+    assert admin_password_from_env(production, host) == "from-env"

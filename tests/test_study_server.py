@@ -170,3 +170,21 @@ def test_direct_run_calls_and_big_bodies_are_refused(tiny_app):
     r = requests.post(url + "gradio_api/queue/join", data=chunks(), timeout=10)
     assert r.status_code == 413
     assert call(url, "answer", ["small"]) == ["stored small"]
+
+
+def test_rate_limiter_window_and_memory_bound():
+    import time
+
+    from xai_study.ui.guard import RateLimiter
+
+    lim = RateLimiter(attempts=3, window_s=0.3, max_clients=2)
+    for _ in range(3):
+        assert lim.blocked("a") == 0
+        lim.fail("a")
+    assert 0 < lim.blocked("a") <= 0.3
+    assert lim.blocked("b") == 0  # per client
+    lim.fail("b")
+    lim.fail("c")  # a third client pushes the oldest out: memory stays bounded
+    assert len(lim._failures) == 2
+    time.sleep(0.35)
+    assert lim.blocked("c") == 0 and lim.blocked("a") == 0

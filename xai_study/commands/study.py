@@ -20,8 +20,9 @@ Answers go to the database given by --db or the DATABASE_URL environment variabl
 next to the study folder (study_data/demo.db). The schema is created on first start;
 several servers may share one PostgreSQL database.
 
-The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production the
-fallback password is 'admin'; with --production and no password the page stays locked.
+The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production and
+on a loopback --host the fallback password is 'admin'; otherwise, with no password, the
+page stays locked. Wrong passwords are limited to 5 per client address per 5 minutes.
 
 A participant's place is kept in browser storage, encrypted with a secret that is
 generated on first start and kept in the database, so a reload after a restart resumes;
@@ -71,7 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--production", action="store_true", help="no default admin password")
+    p.add_argument(
+        "--production",
+        action="store_true",
+        help="no default admin password (also implied by a --host other than loopback)",
+    )
     p.add_argument(
         "--models", default="models", help="folder of detector checkpoints for the demo page"
     )
@@ -188,7 +193,7 @@ def make_context(args: argparse.Namespace):
     ctx = AppContext(
         study=study,
         db=db,
-        admin_password=admin_password_from_env(args.production),
+        admin_password=admin_password_from_env(args.production, getattr(args, "host", "127.0.0.1")),
         production=args.production,
         models_dir=Path(args.models),
         cache_dir=Path(args.cache),

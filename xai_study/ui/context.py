@@ -59,9 +59,22 @@ class AppContext:
         return hmac.compare_digest(str(password).encode(), self.admin_password.encode())
 
 
-def admin_password_from_env(production: bool) -> str | None:
-    """The admin password: the env var, else ``admin`` in development, else None."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (what the server listens on) is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_password_from_env(production: bool, host: str = "127.0.0.1") -> str | None:
+    """The admin password: the env var, else ``admin`` in development on loopback, else
+    None (the results page stays locked): never a fallback password off loopback."""
     value = os.environ.get(ADMIN_PASSWORD_ENV) or None
-    if value is None and not production:
+    if value is None and not production and is_loopback(host):
         return DEV_ADMIN_PASSWORD
     return value
