@@ -284,3 +284,18 @@ def test_no_fallback_admin_password_off_loopback(monkeypatch, production, host, 
     assert admin_password_from_env(production, host) == expected
     monkeypatch.setenv("XAI_STUDY_ADMIN_PASSWORD", "from-env")
     assert admin_password_from_env(production, host) == "from-env"
+
+
+def test_no_server_paths_in_config_and_no_long_echoes(server):
+    import os
+
+    url = server["url"].rstrip("/")
+    text = requests.get(f"{url}/config", timeout=30).text
+    for folder in {str(server["ctx"].study.root), os.getcwd(), str(Path.home()), "/tmp/"}:
+        assert folder not in text, folder
+    # an invalid 60 KB value (under the body limit) is not sent back
+    base = f"{url}/gradio_api/call/q1"
+    r = requests.post(base, json={"data": ["t" * 40, "s01", "v" * 60_000]}, timeout=30)
+    event = r.json()["event_id"]
+    reply = requests.get(f"{base}/{event}", timeout=30).text
+    assert len(reply) < 4000 and "v" * 300 not in reply

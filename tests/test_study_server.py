@@ -115,7 +115,7 @@ def tiny_app():
     import gradio as gr
 
     from xai_study.ui.app import launch_guarded
-    from xai_study.ui.guard import DEMO_JOBS
+    from xai_study.ui.guard import DEMO_JOBS, Uploads
 
     with gr.Blocks() as blocks:
         box = gr.Textbox()
@@ -129,8 +129,12 @@ def tiny_app():
             concurrency_limit=1,
         )
         gr.Button("answer").click(lambda x: f"stored {x}", box, out, api_name="answer")
-    url = launch_guarded(blocks, "127.0.0.1", _free_port(), concurrency=4, max_queue=400)
+    uploads = Uploads(per_client=3, max_age_s=3600)
+    url = launch_guarded(
+        blocks, "127.0.0.1", _free_port(), concurrency=4, max_queue=400, uploads=uploads
+    )
     blocks._queue.pending_messages_per_session.max_size = 40
+    blocks.uploads = uploads
     yield blocks, url
     blocks.close()
 
@@ -188,3 +192,63 @@ def test_rate_limiter_window_and_memory_bound():
     assert len(lim._failures) == 2
     time.sleep(0.35)
     assert lim.blocked("c") == 0 and lim.blocked("a") == 0
+
+
+def _upload(url: str, name: str, content: bytes, mime: str = "video/mp4"):
+    return requests.post(
+        url + "gradio_api/upload", files={"files": (name, content, mime)}, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("notes.txt", b"just text"),
+        ("fake.mp4", b"not a video at all, only a name"),
+        ("page.html", b"<script>alert(1)</script>"),
+    ],
+    ids=["text", "renamed-text", "html"],
+)
+def test_only_videos_can_be_uploaded(tiny_app, name, content):
+    blocks, url = tiny_app
+    r = _upload(url, name, content, "text/plain")
+    assert r.status_code == 415 and "only video files" in r.json()["detail"]
+    assert blocks.uploads.live() == 0
+
+
+def test_uploads_are_limited_per_client_and_deleted(tiny_app, tmp_path):
+    from study_util import ROOT
+
+    blocks, url = tiny_app
+    video = (ROOT / "tests" / "data" / "single_face.mp4").read_bytes()
+    paths = []
+    for k in range(3):  # different bytes (Gradio stores identical uploads once)
+        r = _upload(url, "clip.mp4", video + bytes([k]))
+        assert r.status_code == 200, r.text
+        paths += r.json()
+    assert len(set(paths)) == 3 and all(Path(p).is_file() for p in paths)
+    r = _upload(url, "clip.mp4", video + b"4")
+    assert r.status_code == 429 and "uploads waiting" in r.json()["detail"]
+    assert blocks.uploads.release(paths[0]) and not Path(paths[0]).exists()  # job done
+    r = _upload(url, "clip.mp4", video + b"5")
+    assert r.status_code == 200
+    paths = paths[1:] + r.json()
+    blocks.uploads.max_age_s = 0.0  # by age
+    assert blocks.uploads.sweep() == 3 and not any(Path(p).exists() for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/tmp/gradio/3f9a/clip.mp4: no such file", "clip.mp4: no such file"),
+        ("cannot open /srv/xai/models/plain.pt (bad magic)", "cannot open plain.pt (bad magic)"),
+        ("C:\\Users\\me\\v.mp4: broken", "v.mp4: broken"),
+        ("P(fake) = 1/2 at https://example.org/a/b", "P(fake) = 1/2 at https://example.org/a/b"),
+        ("x" * 5000, "x" * 299 + "…"),
+    ],
+    ids=["upload-path", "model-path", "windows-path", "no-path", "long-echo"],
+)
+def test_public_messages_show_no_paths_and_are_short(text, expected):
+    from xai_study.ui.guard import public_message
+
+    assert public_message(text) == expected

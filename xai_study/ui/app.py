@@ -22,6 +22,7 @@ from xai_study.ui.guard import (
     GroupLimit,
     Guard,
     GuardState,
+    Uploads,
     harden_queue,
 )
 
@@ -60,6 +61,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     """Build (not launch) the app for ``ctx``; also sets ``ctx.extra['survey']``."""
     if "survey" not in ctx.extra:
         ctx.extra["survey"] = Survey(ctx.study, ctx.db)
+    ctx.extra.setdefault("uploads", Uploads())  # the demo page releases its uploads
     ctx.study_row_id = ctx.extra["survey"].study_row_id
     with gr.Blocks(title=ctx.study.title, analytics_enabled=False) as blocks:
         survey_page.build(ctx, blocks, secret=state_secret(ctx))
@@ -101,6 +103,7 @@ def launch_guarded(
     demo_jobs: int = 8,
     demo_jobs_per_client: int = 1,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    uploads: Uploads | None = None,
     **launch: Any,
 ) -> str:
     """Queue and launch ``blocks`` (without blocking) with the server's guards; returns
@@ -110,7 +113,8 @@ def launch_guarded(
     jobs (``demo_jobs_per_client`` per client address), and a message to a session that
     Gradio has evicted no longer stops it; direct ``/gradio_api/run/`` calls, which would
     skip the queue, are refused; ``GET /healthz`` reports the queue (503 once it has
-    stopped); request bodies other than uploads are limited to ``max_body_bytes``."""
+    stopped); request bodies other than uploads are limited to ``max_body_bytes``;
+    uploads must be videos and are limited and deleted as ``uploads`` says."""
     from starlette.middleware import Middleware
 
     blocks.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
@@ -127,7 +131,7 @@ def launch_guarded(
             )
         },
     )
-    state = GuardState(max_body_bytes)
+    state = GuardState(max_body_bytes, uploads)
     state.blocks = blocks
     _, url, _ = blocks.launch(
         server_name=host,
@@ -154,7 +158,13 @@ def serve(
     :func:`launch_guarded`). Returns ``(blocks, local_url)``."""
     blocks = build_app(ctx)
     url = launch_guarded(
-        blocks, host, port, concurrency=concurrency, **guards, **launch_kwargs(ctx, db_path)
+        blocks,
+        host,
+        port,
+        concurrency=concurrency,
+        uploads=ctx.extra["uploads"],
+        **guards,
+        **launch_kwargs(ctx, db_path),
     )
     if block:
         blocks.block_thread()

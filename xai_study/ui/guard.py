@@ -10,24 +10,35 @@ stopped`` while ``/`` still answers). :func:`harden_queue` therefore
 
 - makes sending a message to an evicted session harmless (its message queue is made
   again, so a client that is still listening gets its result),
+- cuts error messages sent to clients (Gradio's validation errors echo the whole
+  invalid value: 1 MB in, 1 MB out) and reduces absolute paths in them to file names,
 - bounds the events of chosen concurrency groups (the demo's explanation jobs) in all
   and per client, refusing the excess with ``503`` and a clear message *before* it
   reaches the queue, so the survey's share of the queue stays free.
 
 :class:`Guard` (ASGI middleware) answers ``GET /healthz`` (``503`` when the queue has
-stopped, so a supervisor restarts the server) and refuses request bodies above a limit
-(``413``) on every route but uploads, which Gradio limits itself (``max_file_size``).
+stopped, so a supervisor restarts the server), refuses request bodies above a limit
+(``413``) on every route but uploads, which Gradio limits itself (``max_file_size``),
+and watches uploads (:class:`Uploads`): video files only (by name and by content, else
+``415`` and the file is deleted), a few live uploads per client (else ``429``), each
+deleted after its job or once it is older than a maximum age.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 import threading
 import time
 from asyncio import Queue as AsyncQueue
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Largest request body accepted outside uploads (survey events are below 2 KiB).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -94,6 +105,10 @@ def harden_queue(blocks: Any, limits: dict[str, GroupLimit] | None = None) -> Qu
         if not event.alive:
             return
         event_message.event_id = event._id
+        output = getattr(event_message, "output", None)
+        if isinstance(output, dict) and isinstance(output.get("error"), str):
+            # Gradio's own validation errors echo the whole invalid value back
+            output["error"] = public_message(output["error"])
         messages = queue.pending_messages_per_session.get(event.session_hash)
         if messages is None:  # evicted from Gradio's LRU of 2,000 sessions
             messages = AsyncQueue()
@@ -145,12 +160,106 @@ def queue_health(blocks: Any) -> tuple[bool, dict[str, Any]]:
     }
 
 
-class GuardState:
-    """Filled in after the app is built: the Blocks whose queue ``/healthz`` reports."""
+#: Suffixes of the video files that may be uploaded.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
-    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+
+def looks_like_video(path: str | Path) -> bool:
+    """A video file by name and by its first bytes (MP4/MOV ``ftyp``, WebM/Matroska
+    EBML, AVI ``RIFF....AVI``)."""
+    p = Path(path)
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
+        return False
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
+        or head[:4] == b"\x1a\x45\xdf\xa3"
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+    )
+
+
+class Uploads:
+    """The uploads of this server: who sent each one and when, so that a client has at
+    most ``per_client`` live uploads, all of them at most ``total``, and each is deleted
+    after its job (:meth:`release`) or once older than ``max_age_s`` (:meth:`sweep`)."""
+
+    def __init__(self, per_client: int = 3, total: int = 200, max_age_s: float = 1800.0):
+        self.per_client = int(per_client)
+        self.total = int(total)
+        self.max_age_s = float(max_age_s)
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[str, float]] = {}  # path -> (client, time)
+        self.deleted = 0
+
+    def admit(self, client: str) -> str | None:
+        """None when ``client`` may upload now, else the reason it may not."""
+        self.sweep()
+        with self._lock:
+            if len(self._files) >= self.total:
+                return "too many uploads on the server right now: please try again later"
+            mine = sum(1 for c, _ in self._files.values() if c == client)
+            if mine >= self.per_client:
+                return (
+                    f"you have {mine} uploads waiting: analyse them (each is deleted after its "
+                    "analysis) or wait, then upload again"
+                )
+        return None
+
+    def add(self, path: str, client: str) -> None:
+        with self._lock:
+            self._files[str(path)] = (client, time.monotonic())
+
+    def live(self) -> int:
+        with self._lock:
+            return len(self._files)
+
+    def release(self, path: Any) -> bool:
+        """Delete an upload (after its job); False when ``path`` is not one."""
+        key = str(path) if path else ""
+        with self._lock:
+            known = self._files.pop(key, None) is not None
+        if known:
+            _delete(Path(key))
+            self.deleted += 1
+        return known
+
+    def sweep(self) -> int:
+        """Delete the uploads older than ``max_age_s``; returns how many."""
+        now = time.monotonic()
+        with self._lock:
+            old = [p for p, (_, t) in self._files.items() if now - t > self.max_age_s]
+            for p in old:
+                del self._files[p]
+        for p in old:
+            _delete(Path(p))
+        self.deleted += len(old)
+        return len(old)
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot delete upload %s: %s", path.name, exc.strerror)
+        return
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # Gradio's one-folder-per-upload, when empty
+
+
+class GuardState:
+    """Filled in after the app is built: the Blocks whose queue ``/healthz`` reports,
+    the body limit and the uploads."""
+
+    def __init__(
+        self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, uploads: Uploads | None = None
+    ) -> None:
         self.blocks: Any = None
         self.max_body_bytes = int(max_body_bytes)
+        self.uploads = uploads or Uploads()
 
 
 class Guard:
@@ -168,6 +277,9 @@ class Guard:
         if path == HEALTH_PATH and scope.get("method") in ("GET", "HEAD"):
             ok, details = queue_health(self.state.blocks)
             await _respond(send, 200 if ok else 503, details)
+            return
+        if scope.get("method") == "POST" and _is_upload(path):
+            await self._upload(scope, receive, send)
             return
         if scope.get("method") in ("GET", "HEAD", "OPTIONS") or _is_upload(path):
             await self.app(scope, receive, send)
@@ -209,6 +321,48 @@ class Guard:
             return await receive()  # later: disconnect notifications
 
         await self.app(scope, replay, send)
+
+    async def _upload(self, scope: dict, receive: Any, send: Any) -> None:
+        """Let Gradio store the upload, then keep only video files and record them."""
+        uploads = self.state.uploads
+        client = (scope.get("client") or ("unknown", 0))[0]
+        reason = uploads.admit(client)
+        if reason is not None:
+            await _respond(send, 429, {"detail": reason})
+            return
+        start: dict | None = None
+        parts: list[bytes] = []
+
+        async def capture(message: dict) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(parts)
+        status = start["status"] if start else 500
+        paths: list[str] = []
+        if status == 200:
+            try:
+                paths = [str(p) for p in json.loads(body)]
+            except (ValueError, TypeError):
+                paths = []
+        bad = [p for p in paths if not looks_like_video(p)]
+        if bad:
+            for p in paths:
+                _delete(Path(p))
+            names = ", ".join(sorted(VIDEO_SUFFIXES))
+            await _respond(send, 415, {"detail": f"only video files can be uploaded ({names})"})
+            return
+        for p in paths:
+            uploads.add(p, client)
+        if start is None:
+            await _respond(send, 500, {"detail": "upload failed"})
+            return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
 
 def _is_upload(path: str) -> bool:
@@ -271,3 +425,19 @@ class RateLimiter:
                     self._failures.pop(next(iter(self._failures)))
                 self._failures[client] = times
             times.append(now)
+
+
+_ABS_PATH = re.compile(
+    r"(?<![\w.:/])(?:/|[A-Za-z]:\\)(?:[^\s/\\'\"():,;]+[/\\])+([^\s/\\'\"():,;]*)"
+)
+#: Longest message shown to a web client (echoed values are cut).
+MAX_MESSAGE_CHARS = 300
+
+
+def public_message(text: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` fit for a web page: absolute paths reduced to their file name (the
+    server's folders are nobody's business) and cut to ``limit`` characters."""
+    out = _ABS_PATH.sub(lambda m: m.group(1) or "…", str(text))
+    if len(out) > limit:
+        out = out[: limit - 1].rstrip() + "…"
+    return out
