@@ -311,19 +311,21 @@ def test_concurrent_retried_consents_make_one_participant(survey):
 
     key = new_consent_key()
     got, errors = [], []
+    start = threading.Barrier(8)
 
     def go():
+        start.wait()  # all at once, like a double click with a lost reply
         try:
             got.append(survey.consent(True, {"PROLIFIC_PID": "race"}, key).id)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=go) for _ in range(6)]
+    threads = [threading.Thread(target=go) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(set(got)) == 1 and len(got) == 6
+    assert not errors and len(set(got)) == 1 and len(got) == 8
     assert survey.db.count_participants(survey.study_row_id) == 1
 
 

@@ -193,13 +193,22 @@ class Survey:
         pid = _clean_param(params.get("PROLIFIC_PID"))
         study_id = _clean_param(params.get("STUDY_ID"))
         session_id = _clean_param(params.get("SESSION_ID"))
-        if key is not None:
-            again = self.db.participant_by_consent_key(key)
-            if again is not None:
-                if again.study_id != self.study_row_id:
-                    raise SurveyError("invalid consent key: reload the page")
-                return again
+
+        def retried() -> Participant | None:
+            """The participant this key's earlier consent made (a retry), else None."""
+            again = self.db.participant_by_consent_key(key) if key is not None else None
+            if again is not None and again.study_id != self.study_row_id:
+                raise SurveyError("invalid consent key: reload the page")
+            return again
+
+        again = retried()
+        if again is not None:
+            return again
         if pid and self.db.participant_by_prolific(self.study_row_id, pid) is not None:
+            # a concurrent first try with this key may have just stored it: look again
+            again = retried()
+            if again is not None:
+                return again
             raise AlreadyStarted(self.study.contact)
         arm = self.db.count_participants(self.study_row_id) % max(1, len(self.study.explainers))
         seed = new_seed()
@@ -216,6 +225,9 @@ class Survey:
                 existing_ok=False,
             )
         except ParticipantExists:
+            again = retried()
+            if again is not None:
+                return again
             raise AlreadyStarted(self.study.contact) from None
         if par.study_id != self.study_row_id:  # a key of another study on this database
             raise SurveyError("invalid consent key: reload the page")
