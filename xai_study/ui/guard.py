@@ -137,6 +137,11 @@ def harden_queue(blocks: Any, limits: dict[str, GroupLimit] | None = None) -> Qu
             guard._owners[event_id] = (group, client)
         return ok, event_id, state
 
+    needed = ("pending_messages_per_session", "event_ids_to_events", "push", "send_message")
+    missing = [name for name in needed if not hasattr(queue, name)]
+    if missing:  # another Gradio version: run unguarded rather than break every call
+        log.warning("queue guard not installed: Gradio's queue has no %s", ", ".join(missing))
+        return guard
     queue.send_message = send_message
     queue.push = push
     blocks._xai_queue_guard = guard
