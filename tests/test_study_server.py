@@ -252,3 +252,24 @@ def test_public_messages_show_no_paths_and_are_short(text, expected):
     from xai_study.ui.guard import public_message
 
     assert public_message(text) == expected
+
+
+def test_upload_limits_in_all(tmp_path):
+    from xai_study.ui.guard import Uploads
+
+    files = []
+    for k in range(3):
+        f = tmp_path / f"u{k}" / "v.mp4"
+        f.parent.mkdir()
+        f.write_bytes(b"x" * 1000)
+        files.append(f)
+    by_bytes = Uploads(per_client=10, total=10, max_total_bytes=2000)
+    by_count = Uploads(per_client=10, total=2)
+    for up in (by_bytes, by_count):
+        for k, f in enumerate(files[:2]):
+            assert up.admit(f"client{k}") is None
+            up.add(str(f), f"client{k}")
+        assert "too many uploads on the server" in up.admit("client9")
+    assert by_bytes.release(str(files[0])) and not files[0].exists()
+    assert not files[0].parent.exists()  # Gradio's folder of the upload goes too
+    assert by_bytes.admit("client9") is None

@@ -189,22 +189,32 @@ def looks_like_video(path: str | Path) -> bool:
 
 class Uploads:
     """The uploads of this server: who sent each one and when, so that a client has at
-    most ``per_client`` live uploads, all of them at most ``total``, and each is deleted
-    after its job (:meth:`release`) or once older than ``max_age_s`` (:meth:`sweep`)."""
+    most ``per_client`` live uploads, all of them at most ``total`` files and
+    ``max_total_bytes``, and each is deleted after its job (:meth:`release`) or once
+    older than ``max_age_s`` (:meth:`sweep`, run at most every minute on any request)."""
 
-    def __init__(self, per_client: int = 3, total: int = 200, max_age_s: float = 1800.0):
+    def __init__(
+        self,
+        per_client: int = 3,
+        total: int = 200,
+        max_age_s: float = 1800.0,
+        max_total_bytes: int = 2 * 1024**3,
+    ):
         self.per_client = int(per_client)
         self.total = int(total)
         self.max_age_s = float(max_age_s)
+        self.max_total_bytes = int(max_total_bytes)
         self._lock = threading.Lock()
         self._files: dict[str, tuple[str, float]] = {}  # path -> (client, time)
+        self._sizes: dict[str, int] = {}
+        self._last_sweep = time.monotonic()
         self.deleted = 0
 
     def admit(self, client: str) -> str | None:
         """None when ``client`` may upload now, else the reason it may not."""
         self.sweep()
         with self._lock:
-            if len(self._files) >= self.total:
+            if len(self._files) >= self.total or sum(self._sizes.values()) >= self.max_total_bytes:
                 return "too many uploads on the server right now: please try again later"
             mine = sum(1 for c, _ in self._files.values() if c == client)
             if mine >= self.per_client:
@@ -215,8 +225,20 @@ class Uploads:
         return None
 
     def add(self, path: str, client: str) -> None:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            size = 0
         with self._lock:
             self._files[str(path)] = (client, time.monotonic())
+            self._sizes[str(path)] = size
+
+    def sweep_now_and_then(self, every_s: float = 60.0) -> None:
+        """:meth:`sweep` at most every ``every_s`` seconds (called on every request)."""
+        now = time.monotonic()
+        if now - self._last_sweep >= every_s:
+            self._last_sweep = now
+            self.sweep()
 
     def live(self) -> int:
         with self._lock:
@@ -227,6 +249,7 @@ class Uploads:
         key = str(path) if path else ""
         with self._lock:
             known = self._files.pop(key, None) is not None
+            self._sizes.pop(key, None)
         if known:
             _delete(Path(key))
             self.deleted += 1
@@ -239,6 +262,7 @@ class Uploads:
             old = [p for p, (_, t) in self._files.items() if now - t > self.max_age_s]
             for p in old:
                 del self._files[p]
+                self._sizes.pop(p, None)
         for p in old:
             _delete(Path(p))
         self.deleted += len(old)
@@ -279,6 +303,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        self.state.uploads.sweep_now_and_then()  # old uploads go even when no new one comes
         if path == HEALTH_PATH and scope.get("method") in ("GET", "HEAD"):
             ok, details = queue_health(self.state.blocks)
             await _respond(send, 200 if ok else 503, details)
