@@ -83,7 +83,7 @@ def main() -> None:
     from xai_study.detectors import load_detector
     from xai_study.explainers import create_explainer, explainer_class
     from xai_study.explainers.convergence import rank_correlation
-    from xai_study.pipeline import PRESETS
+    from xai_study.runs import PRESETS
     from xai_study.video import extract_face_clip
 
     det = load_detector("plain")

@@ -127,7 +127,10 @@ class Participant:
         url = urls[self.k % len(urls)]
         # recruiting-platform parameters, as in a Prolific link (recorded from the query)
         query = f"?PROLIFIC_PID={self.pid}&STUDY_ID=load&SESSION_ID=s{self.k}"
-        out = call(s, url, "consent", [None, True], query=query)
+        # a consent key, as the page sends it: a retried consent (reply lost while the
+        # server restarts) finds the participant it made instead of being refused
+        key = f"load-{self.k:05d}-{self.rng.getrandbits(64):016x}"
+        out = call(s, url, "consent", [None, True, key], query=query)
         self.token = out[OUT["token"]]
         if not isinstance(self.token, str) or not self.token:
             raise CallFailed(f"participant {self.k}: consent failed: {out[OUT['message']]}")

@@ -43,3 +43,26 @@ def test_bad_input_gives_one_line_message(page, tmp_path, short_face_video):
     assert "unknown demo video" in out[0]
     out = analyse(str(short_face_video), None, [], "fast", "fake", 4, None)
     assert out[0] == "**Error:** choose at least one explainer"
+
+
+def test_an_upload_is_deleted_after_its_job(tmp_path, data_dir):
+    from xai_study.ui import demo as demo_page
+    from xai_study.ui.context import AppContext
+    from xai_study.ui.guard import Uploads
+
+    ctx = AppContext(study=None, db=None, cache_dir=tmp_path / "cache", max_upload_mb=5)
+    ctx.extra["demo_data_dir"] = data_dir
+    ctx.extra["uploads"] = uploads = Uploads()
+    with gr.Blocks() as app:
+        demo_page.render(ctx)
+    analyse = next(f for f in app.fns.values() if f.name == "analyse").fn
+    upload = tmp_path / "up" / "x.mp4"
+    upload.parent.mkdir()
+    upload.write_text("not a video")
+    uploads.add(str(upload), "client")
+    out = analyse(str(upload), None, ["gradcam"], "fast", "fake", 4, None)
+    assert out[0].startswith("**Error:** x.mp4:")  # the file name, not the server path
+    assert str(tmp_path) not in out[0]
+    assert not upload.exists() and uploads.live() == 0
+    out = analyse(str(upload), None, ["gradcam"], "fast", "fake", 4, None)  # re-run
+    assert "upload it again" in out[0]

@@ -12,7 +12,7 @@ from study_util import EXPLAINERS, make_study
 from xai_study.errors import StudyError
 from xai_study.study.assign import make_assignment
 from xai_study.study.db import Database
-from xai_study.study.flow import Survey, SurveyError
+from xai_study.study.flow import AlreadyStarted, Survey, SurveyError, new_consent_key
 from xai_study.study.spec import load_study
 
 
@@ -206,18 +206,22 @@ def test_full_participant_flow(survey):
     assert (p["n_answers"], p["checks_passed"], p["checks_total"]) == (4, 0, 1)
 
 
-def test_resume_by_token_and_by_prolific_pid(survey):
+def test_resume_by_token_not_by_prolific_pid_alone(survey):
     par = survey.consent(True, {"PROLIFIC_PID": "p-1"})
     survey.submit_demographics(par.token, "large", "no")
     first = par.assignment_dict()["sections"][0]["section"]
     survey.submit_section(par.token, first, "video1", "A")
-    # same link again: same participant, same place
-    again = survey.find(None, {"PROLIFIC_PID": "p-1"})
+    # same link in the same browser (token kept): same participant, same place
+    again = survey.find(par.token, {"PROLIFIC_PID": "p-1"})
     assert again.id == par.id
-    assert survey.consent(True, {"PROLIFIC_PID": "p-1"}).id == par.id
     assert survey.step(again.token).kind == "check"
     assert survey.find(par.token).id == par.id
-    # the browser remembers p-1 but the link names someone else: not p-1's answers
+    # the link alone (another browser, or someone who knows the id): no session
+    with pytest.raises(AlreadyStarted, match="already started in another browser"):
+        survey.find(None, {"PROLIFIC_PID": "p-1"})
+    with pytest.raises(AlreadyStarted, match="continue there or contact the researcher"):
+        survey.consent(True, {"PROLIFIC_PID": "p-1"})
+    # the browser remembers p-1 but the link names someone new: not p-1's answers
     assert survey.find(par.token, {"PROLIFIC_PID": "p-2"}) is None
     # a second Survey object (another server process) resumes the same way
     other = Survey(survey.study, Database(survey.db.url))
@@ -280,3 +284,55 @@ def test_serve_command_errors(study_dir, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: no study file")
     assert main(["serve", "--study", str(study_dir), "--db", "nonsense://x"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot open database")
+
+
+@pytest.mark.parametrize("pid", [None, "retry-1"], ids=["no-link", "prolific-link"])
+def test_retried_consent_is_idempotent(survey, pid):
+    """A consent whose reply was lost and that is sent again (same consent key) returns
+    the participant the first one created: no orphan rows."""
+    params = {"PROLIFIC_PID": pid} if pid else {}
+    key = new_consent_key()
+    first = survey.consent(True, params, key)
+    again = survey.consent(True, params, key)
+    assert again.id == first.id and again.token == first.token
+    # a reload after the lost reply (no token in the browser, the key still there)
+    assert survey.find(None, params, key).id == first.id
+    assert survey.db.count_participants(survey.study_row_id) == 1
+    # another key is another person (or, on a known PROLIFIC_PID, refused)
+    if pid:
+        with pytest.raises(AlreadyStarted):
+            survey.consent(True, params, new_consent_key())
+    else:
+        assert survey.consent(True, params, new_consent_key()).id != first.id
+
+
+def test_concurrent_retried_consents_make_one_participant(survey):
+    import threading
+
+    key = new_consent_key()
+    got, errors = [], []
+    start = threading.Barrier(8)
+
+    def go():
+        start.wait()  # all at once, like a double click with a lost reply
+        try:
+            got.append(survey.consent(True, {"PROLIFIC_PID": "race"}, key).id)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(got)) == 1 and len(got) == 8
+    assert survey.db.count_participants(survey.study_row_id) == 1
+
+
+@pytest.mark.parametrize(
+    "key", ["short", "x" * 65, "has space in it!!", 12345678901234567890, ["a" * 20]]
+)
+def test_malformed_consent_keys_are_refused(survey, key):
+    with pytest.raises(SurveyError, match="invalid consent key"):
+        survey.consent(True, {}, key)
+    assert survey.db.count_participants(survey.study_row_id) == 0

@@ -20,8 +20,18 @@ Answers go to the database given by --db or the DATABASE_URL environment variabl
 next to the study folder (study_data/demo.db). The schema is created on first start;
 several servers may share one PostgreSQL database.
 
-The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production the
-fallback password is 'admin'; with --production and no password the page stays locked.
+The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production and
+on a loopback --host the fallback password is 'admin'; otherwise, with no password, the
+page stays locked. Wrong passwords are limited to 5 per client address per 5 minutes.
+
+A participant's place is kept in browser storage, encrypted with a secret that is
+generated on first start and kept in the database, so a reload after a restart resumes;
+XAI_STUDY_STATE_SECRET sets it instead (the same value on every server of a study).
+
+Limits for the open internet: the queue holds --max-queue events, demo jobs are bounded
+(--demo-jobs, --demo-jobs-per-client) so the survey keeps its share, request bodies are
+limited (--max-body-kb, uploads by --max-upload-mb), and GET /healthz answers 200 while
+the queue runs and 503 once it has stopped (point a supervisor's health check at it).
 
 examples:
   xai-study serve
@@ -62,7 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--production", action="store_true", help="no default admin password")
+    p.add_argument(
+        "--production",
+        action="store_true",
+        help="no default admin password (also implied by a --host other than loopback)",
+    )
     p.add_argument(
         "--models", default="models", help="folder of detector checkpoints for the demo page"
     )
@@ -72,6 +86,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--concurrency", type=int, default=16, help="events processed at once (default 16)"
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=512,
+        help="events waiting at most; more get HTTP 503 (default 512; Gradio keeps 2,000)",
+    )
+    p.add_argument(
+        "--demo-jobs",
+        type=int,
+        default=8,
+        help="demo-page jobs queued or running at most (default 8)",
+    )
+    p.add_argument(
+        "--demo-jobs-per-client",
+        type=int,
+        default=1,
+        help="demo-page jobs queued or running per client address (default 1)",
+    )
+    p.add_argument(
+        "--max-body-kb",
+        type=float,
+        default=64.0,
+        help="largest request body other than an upload, in KiB (default 64)",
     )
     p.set_defaults(func=run_serve)
 
@@ -146,7 +184,7 @@ def make_context(args: argparse.Namespace):
 
     from xai_study.study.db import Database, default_db_url
     from xai_study.study.spec import load_study
-    from xai_study.ui.context import AppContext, admin_password_from_env
+    from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
     study = load_study(args.study)
     url = args.db or default_db_url(study.root)
@@ -159,11 +197,12 @@ def make_context(args: argparse.Namespace):
     ctx = AppContext(
         study=study,
         db=db,
-        admin_password=admin_password_from_env(args.production),
+        admin_password=admin_password_from_env(args.production, getattr(args, "host", "127.0.0.1")),
         production=args.production,
         models_dir=Path(args.models),
         cache_dir=Path(args.cache),
         max_upload_mb=args.max_upload_mb,
+        state_secret=os.environ.get(STATE_SECRET_ENV) or None,
     )
     return ctx, db_path
 
@@ -173,6 +212,13 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StudyError(f"--port must be 1-65535, got {args.port}")
     if args.max_upload_mb <= 0:
         raise StudyError("--max-upload-mb must be positive")
+    for name in ("concurrency", "max_queue", "demo_jobs", "demo_jobs_per_client"):
+        if getattr(args, name) < 1:
+            raise StudyError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_queue > 1500:
+        raise StudyError("--max-queue must be at most 1500 (Gradio keeps 2,000 sessions)")
+    if args.max_body_kb <= 0:
+        raise StudyError("--max-body-kb must be positive")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ctx, db_path = make_context(args)
     from xai_study.ui.app import serve
@@ -184,7 +230,17 @@ def run_serve(args: argparse.Namespace) -> int:
     if ctx.admin_password is None:
         print("results page locked: set XAI_STUDY_ADMIN_PASSWORD to open it", flush=True)
     try:
-        serve(ctx, args.host, args.port, db_path=db_path, concurrency=args.concurrency)
+        serve(
+            ctx,
+            args.host,
+            args.port,
+            db_path=db_path,
+            concurrency=args.concurrency,
+            max_queue=args.max_queue,
+            demo_jobs=args.demo_jobs,
+            demo_jobs_per_client=args.demo_jobs_per_client,
+            max_body_bytes=int(args.max_body_kb * 1024),
+        )
     except OSError as exc:
         raise StudyError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

@@ -12,6 +12,11 @@ Tables:
   asked first and stored on its own, before the animations give the fake away; Q2 then
   fills the same row once).
 - ``checks``: one row per participant x attention check (unique).
+- ``consent_keys``: the idempotency key a browser sends with its consent (unique), so a
+  consent whose reply was lost and that is sent again finds the participant it created
+  instead of creating a second one.
+- ``settings``: server-side values shared by every process on the database (the secret
+  that encrypts the browser's stored resume token, so a restart keeps it readable).
 
 Every write is one short transaction. On SQLite the database runs in WAL mode with a
 busy timeout and write transactions start with ``BEGIN IMMEDIATE`` (so two writers never
@@ -58,8 +63,10 @@ from xai_study.study.schema import RESPONSE_COLUMNS
 __all__ = [
     "Answer",
     "Check",
+    "ConsentKey",
     "Database",
     "Participant",
+    "ParticipantExists",
     "Study",
     "default_db_url",
     "utcnow",
@@ -176,6 +183,29 @@ class Check(Base):
     passed: Mapped[bool] = mapped_column(Boolean)
     answered_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     time_spent_s: Mapped[float | None] = mapped_column(Float)
+
+
+class ConsentKey(Base):
+    """A consent's idempotency key (chosen by the client) -> the participant it made."""
+
+    __tablename__ = "consent_keys"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Setting(Base):
+    """A named server-side value, written once and shared by every server process."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ParticipantExists(StudyError):
+    """``create_participant(existing_ok=False)`` found the ``PROLIFIC_PID`` taken."""
 
 
 def default_db_url(study_dir: str | os.PathLike[str] | None = None) -> str:
@@ -329,12 +359,26 @@ class Database:
         prolific_study_id: str | None = None,
         prolific_session_id: str | None = None,
         consent_at: _dt.datetime | None = None,
+        consent_key: str | None = None,
+        existing_ok: bool = True,
     ) -> Participant:
-        """Store a participant who has just consented (returns the existing one when the
-        same ``PROLIFIC_PID`` already joined this study)."""
+        """Store a participant who has just consented.
+
+        With ``consent_key`` the participant and the key are stored in one transaction,
+        and a second call with the same key returns the participant of the first (a
+        retried consent). When the same ``PROLIFIC_PID`` already joined this study the
+        existing participant is returned, or, with ``existing_ok=False``,
+        :class:`ParticipantExists` is raised (the survey never hands one person's
+        session to a caller who knows only their platform id)."""
+        if consent_key:
+            existing = self.participant_by_consent_key(consent_key)
+            if existing is not None:
+                return existing
         if prolific_pid:
             existing = self.participant_by_prolific(study_id, prolific_pid)
             if existing is not None:
+                if not existing_ok:
+                    raise ParticipantExists("this PROLIFIC_PID has already joined the study")
                 return existing
         row = Participant(
             id=secrets.token_hex(6),
@@ -353,13 +397,54 @@ class Database:
         try:
             with self.write() as s:
                 s.add(row)
+                if consent_key:
+                    s.flush()  # the participant first (foreign key)
+                    s.add(ConsentKey(key=consent_key, participant_id=row.id))
         except IntegrityError:
+            # a concurrent call won: the same key (a retry), or the same PROLIFIC_PID
+            if consent_key:
+                existing = self.participant_by_consent_key(consent_key)
+                if existing is not None:
+                    return existing
             if prolific_pid:
                 existing = self.participant_by_prolific(study_id, prolific_pid)
                 if existing is not None:
+                    if not existing_ok:
+                        raise ParticipantExists(
+                            "this PROLIFIC_PID has already joined the study"
+                        ) from None
                     return existing
             raise
         return row
+
+    def participant_by_consent_key(self, key: str) -> Participant | None:
+        """The participant created by the consent that carried ``key``, else None."""
+        if not key or not isinstance(key, str) or len(key) > 64:
+            return None
+        with self.read() as s:
+            return s.scalar(
+                select(Participant)
+                .join(ConsentKey, ConsentKey.participant_id == Participant.id)
+                .where(ConsentKey.key == key)
+            )
+
+    def setting(self, name: str, default: Any) -> str:
+        """The stored value of setting ``name``; on first use ``default()`` (a callable)
+        or ``default`` is stored and returned. Race-safe: when two processes store a
+        first value at once, both get the one that was stored."""
+        for _ in range(3):
+            with self.read() as s:
+                row = s.get(Setting, name)
+            if row is not None:
+                return row.value
+            value = default() if callable(default) else default
+            try:
+                with self.write() as s:
+                    s.add(Setting(name=name, value=str(value)))
+                return str(value)
+            except IntegrityError:
+                continue  # another process stored it first: read it back
+        raise StudyError(f"cannot store setting {name!r} in the database")
 
     def count_participants(self, study_id: int) -> int:
         with self.read() as s:

@@ -9,6 +9,11 @@ or a server restart all resume at the same place. Every submission is validated 
 on the server: the participant token must exist, the step must be the current one (or
 an already answered one, which returns the stored answer unchanged: double clicks and
 replays are idempotent), and every value must be one of the allowed choices.
+
+A participant's session is reached only with what that participant's browser holds: the
+resume token, or the consent key it sent with its consent (a retried consent whose
+reply was lost). A ``PROLIFIC_PID`` alone never is: a second browser with a known
+``PROLIFIC_PID`` gets :class:`AlreadyStarted` and neither a token nor any data.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from typing import Any
 
 from xai_study.errors import XaiStudyError
 from xai_study.study.assign import make_assignment, new_seed, slot_labels
-from xai_study.study.db import FAMILIARITY, Q1_ANSWERS, SCREENS, Database, Participant, utcnow
+from xai_study.study.db import (
+    FAMILIARITY,
+    Q1_ANSWERS,
+    SCREENS,
+    Database,
+    Participant,
+    ParticipantExists,
+    utcnow,
+)
 from xai_study.study.spec import StudySpec
 
 Q1_LABELS = {"video1": "Video 1", "video2": "Video 2", "dont_know": "I do not know"}
@@ -30,10 +43,43 @@ FAMILIARITY_LABELS = {
     "no": "No",
 }
 MAX_PARAM_LEN = 100
+#: A consent key: 16-64 URL-safe characters chosen by the client (the page gets one from
+#: the server on load and keeps it in browser storage).
+CONSENT_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+ALREADY_STARTED = (
+    "this study was already started in another browser; continue there or contact the researcher"
+)
 
 
 class SurveyError(XaiStudyError):
     """A submission that the survey rejects (shown to the participant as one line)."""
+
+
+class AlreadyStarted(SurveyError):
+    """A ``PROLIFIC_PID`` that already took part, sent without that person's token."""
+
+    def __init__(self, contact: str = "") -> None:
+        super().__init__(ALREADY_STARTED + (f" at {contact}" if "@" in contact else ""))
+
+
+def new_consent_key() -> str:
+    """A fresh consent key for a page (unguessable, 32 characters)."""
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def clean_consent_key(value: Any) -> str | None:
+    """``value`` as a consent key; None for no key; SurveyError for a malformed one."""
+    if value is None or value == "":
+        return None
+    if (
+        not isinstance(value, str)
+        or not 16 <= len(value) <= 64
+        or not set(value) <= CONSENT_KEY_CHARS
+    ):
+        raise SurveyError("invalid consent key: reload the page")
+    return value
 
 
 @dataclass
@@ -95,37 +141,97 @@ class Survey:
             return None
         return par
 
-    def find(self, token: str | None = None, params: dict[str, Any] | None = None):
-        """Resume: by token (browser storage / link), else by ``PROLIFIC_PID``."""
-        par = self.participant(token)
-        pid = _clean_param((params or {}).get("PROLIFIC_PID"))
-        if pid and (par is None or par.prolific_pid != pid):
-            # a link with another PROLIFIC_PID (shared computer): that person, not the
-            # one remembered by the browser
-            par = self.db.participant_by_prolific(self.study_row_id, pid)
+    def by_consent_key(self, key: Any) -> Participant | None:
+        """The participant whose consent carried ``key`` in this study, else None."""
+        key = clean_consent_key(key)
+        if key is None:
+            return None
+        par = self.db.participant_by_consent_key(key)
+        if par is None or par.study_id != self.study_row_id:
+            return None
         return par
 
-    def consent(self, agreed: bool, params: dict[str, Any] | None = None) -> Participant:
-        """Create the participant (nothing is stored before this)."""
+    def find(
+        self,
+        token: str | None = None,
+        params: dict[str, Any] | None = None,
+        consent_key: str | None = None,
+    ) -> Participant | None:
+        """Resume: the participant of this browser's token (else of its consent key, for
+        a consent whose reply was lost), None for someone new.
+
+        A link whose ``PROLIFIC_PID`` belongs to another participant than the browser's
+        (or to someone while the browser holds nothing) raises :class:`AlreadyStarted`:
+        a platform id alone gives no access to anyone's session. A link with a new
+        ``PROLIFIC_PID`` on a browser that remembers someone else (a shared computer)
+        is someone new."""
+        par = self.participant(token) or self.by_consent_key(consent_key)
+        pid = _clean_param((params or {}).get("PROLIFIC_PID"))
+        if not pid or (par is not None and par.prolific_pid == pid):
+            return par
+        owner = self.db.participant_by_prolific(self.study_row_id, pid)
+        if owner is not None:
+            raise AlreadyStarted(self.study.contact)
+        return None
+
+    def consent(
+        self,
+        agreed: bool,
+        params: dict[str, Any] | None = None,
+        consent_key: str | None = None,
+    ) -> Participant:
+        """Create the participant (nothing is stored before this).
+
+        ``consent_key`` makes the consent idempotent: sending it again (the reply was
+        lost) returns the participant that the first call created. A ``PROLIFIC_PID``
+        that already took part raises :class:`AlreadyStarted` (unless the key is the one
+        that participant consented with)."""
         if agreed is not True:
             raise SurveyError("please tick the consent box to take part")
         params = params or {}
+        key = clean_consent_key(consent_key)
         pid = _clean_param(params.get("PROLIFIC_PID"))
-        if pid:
-            existing = self.db.participant_by_prolific(self.study_row_id, pid)
-            if existing is not None:
-                return existing
+        study_id = _clean_param(params.get("STUDY_ID"))
+        session_id = _clean_param(params.get("SESSION_ID"))
+
+        def retried() -> Participant | None:
+            """The participant this key's earlier consent made (a retry), else None."""
+            again = self.db.participant_by_consent_key(key) if key is not None else None
+            if again is not None and again.study_id != self.study_row_id:
+                raise SurveyError("invalid consent key: reload the page")
+            return again
+
+        again = retried()
+        if again is not None:
+            return again
+        if pid and self.db.participant_by_prolific(self.study_row_id, pid) is not None:
+            # a concurrent first try with this key may have just stored it: look again
+            again = retried()
+            if again is not None:
+                return again
+            raise AlreadyStarted(self.study.contact)
         arm = self.db.count_participants(self.study_row_id) % max(1, len(self.study.explainers))
         seed = new_seed()
-        return self.db.create_participant(
-            self.study_row_id,
-            seed=seed,
-            arm=arm,
-            assignment=make_assignment(self.study, seed, arm),
-            prolific_pid=pid,
-            prolific_study_id=_clean_param(params.get("STUDY_ID")),
-            prolific_session_id=_clean_param(params.get("SESSION_ID")),
-        )
+        try:
+            par = self.db.create_participant(
+                self.study_row_id,
+                seed=seed,
+                arm=arm,
+                assignment=make_assignment(self.study, seed, arm),
+                prolific_pid=pid,
+                prolific_study_id=study_id,
+                prolific_session_id=session_id,
+                consent_key=key,
+                existing_ok=False,
+            )
+        except ParticipantExists:
+            again = retried()
+            if again is not None:
+                return again
+            raise AlreadyStarted(self.study.contact) from None
+        if par.study_id != self.study_row_id:  # a key of another study on this database
+            raise SurveyError("invalid consent key: reload the page")
+        return par
 
     def _require(self, token: str | None) -> Participant:
         par = self.participant(token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,16 @@ import gradio as gr
 from xai_study.study.flow import Survey
 from xai_study.ui import survey as survey_page
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUEUE,
+    DEMO_JOBS,
+    GroupLimit,
+    Guard,
+    GuardState,
+    Uploads,
+    harden_queue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +44,27 @@ def _optional_page(module_name: str):
         raise
 
 
+#: Name of the database setting with the browser-storage secret.
+STATE_SECRET_SETTING = "browser_state_secret"
+
+
+def state_secret(ctx: AppContext) -> str:
+    """The secret that encrypts the survey's browser storage: ``ctx.state_secret``, else
+    the one kept in the database (generated on first start and shared by every server
+    on it), so that a reload after a restart still resumes."""
+    if ctx.state_secret:
+        return ctx.state_secret
+    return ctx.db.setting(STATE_SECRET_SETTING, lambda: secrets.token_urlsafe(32))
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
     """Build (not launch) the app for ``ctx``; also sets ``ctx.extra['survey']``."""
     if "survey" not in ctx.extra:
         ctx.extra["survey"] = Survey(ctx.study, ctx.db)
+    ctx.extra.setdefault("uploads", Uploads())  # the demo page releases its uploads
     ctx.study_row_id = ctx.extra["survey"].study_row_id
     with gr.Blocks(title=ctx.study.title, analytics_enabled=False) as blocks:
-        survey_page.build(ctx, blocks)
+        survey_page.build(ctx, blocks, secret=state_secret(ctx))
     pages = []
     for name, path, module_name in PAGES:
         module = _optional_page(module_name)
@@ -68,6 +93,57 @@ def launch_kwargs(ctx: AppContext, db_path: Path | None = None) -> dict[str, Any
     }
 
 
+def launch_guarded(
+    blocks: gr.Blocks,
+    host: str,
+    port: int,
+    *,
+    concurrency: int = 16,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    demo_jobs: int = 8,
+    demo_jobs_per_client: int = 1,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    uploads: Uploads | None = None,
+    **launch: Any,
+) -> str:
+    """Queue and launch ``blocks`` (without blocking) with the server's guards; returns
+    the local URL.
+
+    The queue holds at most ``max_queue`` events, of which at most ``demo_jobs`` demo
+    jobs (``demo_jobs_per_client`` per client address), and a message to a session that
+    Gradio has evicted no longer stops it; direct ``/gradio_api/run/`` calls, which would
+    skip the queue, are refused; ``GET /healthz`` reports the queue (503 once it has
+    stopped); request bodies other than uploads are limited to ``max_body_bytes``;
+    uploads must be videos and are limited and deleted as ``uploads`` says."""
+    from starlette.middleware import Middleware
+
+    blocks.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
+    harden_queue(
+        blocks,
+        {
+            DEMO_JOBS: GroupLimit(
+                total=demo_jobs,
+                per_client=demo_jobs_per_client,
+                message=(
+                    "the demo is busy (or you already have a job running): please wait "
+                    "for it to finish, then try again"
+                ),
+            )
+        },
+    )
+    state = GuardState(max_body_bytes, uploads)
+    state.blocks = blocks
+    _, url, _ = blocks.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        app_kwargs={"middleware": [Middleware(Guard, state=state)]},
+        **launch,
+    )
+    return url
+
+
 def serve(
     ctx: AppContext,
     host: str = "127.0.0.1",
@@ -76,15 +152,18 @@ def serve(
     db_path: Path | None = None,
     concurrency: int = 16,
     block: bool = True,
+    **guards: Any,
 ):
-    """Build, queue and launch the app. Returns ``(blocks, local_url)``."""
+    """Build, queue and launch the app (``guards``: the limits of
+    :func:`launch_guarded`). Returns ``(blocks, local_url)``."""
     blocks = build_app(ctx)
-    blocks.queue(default_concurrency_limit=concurrency, max_size=2048)
-    _, url, _ = blocks.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
+    url = launch_guarded(
+        blocks,
+        host,
+        port,
+        concurrency=concurrency,
+        uploads=ctx.extra["uploads"],
+        **guards,
         **launch_kwargs(ctx, db_path),
     )
     if block:

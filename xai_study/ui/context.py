@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 ADMIN_PASSWORD_ENV = "XAI_STUDY_ADMIN_PASSWORD"
 #: Development fallback password, used only when not in production mode.
 DEV_ADMIN_PASSWORD = "admin"
+#: Environment variable with the secret that encrypts the browser's stored resume token
+#: (default: one generated on first start and kept in the study's database).
+STATE_SECRET_ENV = "XAI_STUDY_STATE_SECRET"
 
 
 @dataclass
@@ -23,7 +26,9 @@ class AppContext:
 
     ``admin_password`` is ``None`` when the results page must stay locked (production
     mode without ``XAI_STUDY_ADMIN_PASSWORD``). ``study_row_id`` is the id of the study
-    in the database. Pages must treat the context as read-only.
+    in the database. ``state_secret`` encrypts what the survey keeps in browser storage
+    (None: the one stored in the database, generated on first use). Pages must treat
+    the context as read-only.
     """
 
     study: StudySpec
@@ -34,6 +39,7 @@ class AppContext:
     cache_dir: Path = field(default_factory=lambda: Path(".xai_study_cache"))
     max_upload_mb: float = 50.0
     study_row_id: int = 0
+    state_secret: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -53,9 +59,22 @@ class AppContext:
         return hmac.compare_digest(str(password).encode(), self.admin_password.encode())
 
 
-def admin_password_from_env(production: bool) -> str | None:
-    """The admin password: the env var, else ``admin`` in development, else None."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (what the server listens on) is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_password_from_env(production: bool, host: str = "127.0.0.1") -> str | None:
+    """The admin password: the env var, else ``admin`` in development on loopback, else
+    None (the results page stays locked): never a fallback password off loopback."""
     value = os.environ.get(ADMIN_PASSWORD_ENV) or None
-    if value is None and not production:
+    if value is None and not production and is_loopback(host):
         return DEV_ADMIN_PASSWORD
     return value

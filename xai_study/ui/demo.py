@@ -4,11 +4,14 @@ explanations side by side. Only Gradio here; the work is in :mod:`xai_study.demo
 ``ctx.extra`` options (all optional): ``demo_data_dir`` (bundled videos, default
 ``study_data/demo_data/videos``), ``demo_detectors`` (detector objects or names passed
 to the pipeline; default: the demo checkpoints), ``demo_concurrency`` (simultaneous
-explanation jobs, default 1), ``demo_max_seconds`` (longest video accepted, default 60).
+explanation jobs, default 1), ``demo_max_seconds`` (longest video accepted, default 60),
+``uploads`` (the server's :class:`~xai_study.ui.guard.Uploads`: an uploaded video is
+deleted after its job).
 """
 
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from xai_study.metrics.paper import PAPER_METRICS
 from xai_study.metrics.summary import LABELS
 from xai_study.runs.presets import PRESETS
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import DEMO_JOBS, public_message
 
 METRIC_KEYS = [cls.name for cls in PAPER_METRICS]
 METRIC_HEADERS = [LABELS.get(k, k) for k in METRIC_KEYS]
@@ -56,9 +60,11 @@ def render(ctx: AppContext) -> None:
     cache = ResultCache(Path(ctx.cache_dir) / "demo")
     cancels: dict[str, threading.Event] = {}
     gpu = _gpu()
-    videos = _bundled(ctx)
+    # the dropdown holds file names only (no server paths in /config); mapped back here
+    videos = {Path(v).name: v for v in _bundled(ctx)}
     max_seconds = float(ctx.extra.get("demo_max_seconds", 60.0))
     limit = int(ctx.extra.get("demo_concurrency", 1))
+    uploads = ctx.extra.get("uploads")
 
     gr.Markdown(
         "# Is it fake, and why?\n"
@@ -74,7 +80,7 @@ def render(ctx: AppContext) -> None:
                 elem_id="demo-upload",
             )
             bundled = gr.Dropdown(
-                choices=[(Path(v).stem, v) for v in videos],
+                choices=[(Path(name).stem, name) for name in videos],
                 value=None,
                 label="... or pick a bundled demo video",
                 elem_id="demo-bundled",
@@ -135,9 +141,9 @@ def render(ctx: AppContext) -> None:
     outputs += [weighted, grid, weighted_caption]
 
     def _fail(message: str):
-        return [f"**Error:** {message}", gr.update(visible=False)] + [gr.skip()] * (
-            len(outputs) - 2
-        )
+        # no server paths, no long echoes of what the client sent
+        text = html.escape(public_message(message))
+        return [f"**Error:** {text}", gr.update(visible=False)] + [gr.skip()] * (len(outputs) - 2)
 
     def analyse(
         file,
@@ -151,10 +157,12 @@ def render(ctx: AppContext) -> None:
     ):
         import pandas as pd
 
-        if not file and picked and picked not in videos:
+        if not file and picked and (not isinstance(picked, str) or picked not in videos):
             # the dropdown value comes from the client: only bundled videos are allowed
             return _fail("unknown demo video; pick one from the list")
-        path = file or picked
+        if file and not Path(file).is_file():
+            return _fail("the uploaded video was deleted after its analysis: upload it again")
+        path = file or (videos[picked] if picked else None)
         sid = getattr(request, "session_hash", None) or "anon"
         cancel = cancels[sid] = threading.Event()
         settings = DemoSettings(
@@ -180,6 +188,8 @@ def render(ctx: AppContext) -> None:
             return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         finally:
             cancels.pop(sid, None)
+            if file and uploads is not None:
+                uploads.release(file)  # an upload lives for one job (or its maximum age)
         scores = pd.DataFrame({"time (s)": res.timestamps, "P(fake)": res.frame_scores})
         names = list(res.animations)
         anim_updates = [
@@ -218,7 +228,7 @@ def render(ctx: AppContext) -> None:
         inputs=[upload, bundled, explainers, preset, target, frames],
         outputs=outputs,
         concurrency_limit=limit,
-        concurrency_id="demo-explain",
+        concurrency_id=DEMO_JOBS,
         show_progress_on=[status],
         api_visibility="private",
     )

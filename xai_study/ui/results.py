@@ -1,16 +1,19 @@
 """The admin results page (``/results``): live statistics, plots and CSV downloads.
 
-Locked behind the admin password (``XAI_STUDY_ADMIN_PASSWORD``; in production mode there
-is no default and the page stays locked without it). Every event handler checks the
-password itself (hidden endpoints are still callable over HTTP), so nothing is computed
-or sent to a caller without it. The numbers come from
-:func:`xai_study.study.analysis.analyze` on the database's tables, as with
-``xai-study analyze --db``, and the summary is the same report that command prints,
+Locked behind the admin password (``XAI_STUDY_ADMIN_PASSWORD``; in production mode, or
+when the server listens on more than loopback, there is no default and the page stays
+locked without it). Every event handler checks the password itself (hidden endpoints
+are still callable over HTTP), so nothing is computed or sent to a caller without it;
+the check is constant-time and wrong passwords are limited per client address
+(``PASSWORD_ATTEMPTS`` per ``PASSWORD_WINDOW_S``), whichever route a call takes. The
+numbers come from :func:`xai_study.study.analysis.analyze` on the database's tables, as
+with ``xai-study analyze --db``, and the summary is the same report that command prints,
 rendered as Markdown.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import threading
@@ -31,11 +34,17 @@ from xai_study.study.analysis import (
 )
 from xai_study.study.export import export_analysis, export_tables
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import RateLimiter, client_of
 
 #: Seconds between automatic refreshes once logged in.
 REFRESH_SECONDS = 30
-#: Pause after a wrong password (slows down guessing).
-WRONG_PASSWORD_DELAY = 1.0
+#: Wrong passwords allowed per client address within PASSWORD_WINDOW_S seconds; then
+#: every attempt (right or wrong) is refused until the window has passed.
+PASSWORD_ATTEMPTS = 5
+PASSWORD_WINDOW_S = 300.0
+#: Extra pause after a wrong password, in seconds (0: the per-client limit does the job;
+#: a pause holds a worker thread, which slowed the survey under guessing).
+WRONG_PASSWORD_DELAY = 0.0
 DOWNLOADS = ("responses.csv", "participants.csv", "stats.csv", "sign_tests.csv")
 
 
@@ -81,6 +90,7 @@ def build_payload(ctx: AppContext, out_dir: Path) -> Payload:
 def render(ctx: AppContext) -> dict[str, Any]:
     """Lay out the results page inside the current Blocks / route context."""
     files = _Files()
+    limiter = RateLimiter(PASSWORD_ATTEMPTS, PASSWORD_WINDOW_S)
 
     gr.Markdown("# Study results")
     locked = not ctx.admin_password
@@ -150,11 +160,19 @@ def render(ctx: AppContext) -> dict[str, Any]:
             gr.Timer(active=False),
         ]
 
-    def show(pw: str | None, keep_refreshing: bool = True) -> list[Any]:
+    def show(
+        pw: str | None, keep_refreshing: bool = True, request: gr.Request | None = None
+    ) -> list[Any]:
         if not ctx.admin_password:
             return denied("The results page is locked (no admin password configured).")
+        client = client_of(request)
+        wait = limiter.blocked(client)
+        if wait:  # not even a right password counts now: guessing stays slow
+            return denied(f"Too many wrong passwords: try again in {math.ceil(wait)} s.")
         if not ctx.check_admin(pw):
-            time.sleep(WRONG_PASSWORD_DELAY)
+            limiter.fail(client)
+            if WRONG_PASSWORD_DELAY:
+                time.sleep(WRONG_PASSWORD_DELAY)
             return denied("Wrong password.")
         payload = build_payload(ctx, files.new())
         r = payload.analysis

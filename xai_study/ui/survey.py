@@ -8,6 +8,12 @@ reload resumes) and mirrored in a hidden textbox that every endpoint takes as it
 input: the endpoints are plain HTTP APIs (``/consent``, ``/demographics``, ``/q1``,
 ``/q2``, ``/check``, ``/resume``), so scripts (the load test) drive the same code as the browser,
 and the server trusts nothing they send beyond the token itself.
+
+Before the consent, the page holds a *consent key* (also in browser storage, handed out
+by ``/resume``): ``/consent`` sends it, so a consent whose reply was lost and that is
+sent again (or a reload after it) finds the participant it created instead of creating
+a second one. Both values are encrypted in browser storage with a secret that is kept
+in the database, so a restarted server still reads them.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from xai_study.study.flow import (
     FAMILIARITY_LABELS,
     Q1_LABELS,
     SCREEN_LABELS,
+    AlreadyStarted,
     Step,
     Survey,
+    new_consent_key,
 )
 from xai_study.ui.context import AppContext
 
@@ -66,15 +74,19 @@ The survey has {st.sections_shown} short sections (a few minutes in all).
 """
 
 
-def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
-    """Lay out the survey in the current ``gr.Blocks`` and wire its events."""
+def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict[str, Any]:
+    """Lay out the survey in the current ``gr.Blocks`` and wire its events. ``secret``
+    encrypts the browser storage (the same secret must be used after a restart for a
+    reload to resume; None: a random one per process)."""
     survey: Survey = ctx.extra["survey"]
     st = ctx.study
     n_anim = len(st.explainers)
     labels = [chr(ord("A") + i) for i in range(n_anim)]
 
-    browser_token = gr.BrowserState(None, storage_key=f"xai-study-{st.name}")
+    browser_token = gr.BrowserState(None, storage_key=f"xai-study-{st.name}", secret=secret)
+    browser_key = gr.BrowserState(None, storage_key=f"xai-study-{st.name}-consent", secret=secret)
     token = gr.Textbox(visible="hidden", label="token", elem_id="xs-token")
+    consent_key = gr.Textbox(visible="hidden", label="consent key", elem_id="xs-consent-key")
     item_id = gr.Textbox(visible="hidden", label="item", elem_id="xs-item")
     header = gr.Markdown(f"# {html.escape(st.title)}", elem_id="xs-header")
     message = gr.Markdown("", elem_classes=["xs-msg"], elem_id="xs-message")
@@ -204,11 +216,13 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         q2,
         check_md,
         *check_radios.values(),
+        browser_key,
+        consent_key,
         done_md,
     ]
     skip = gr.skip
 
-    def view(step: Step, tok: str | None, msg: str = "") -> list[Any]:
+    def view(step: Step, tok: str | None, msg: str = "", key: str | None = None) -> list[Any]:
         """Component updates for a step."""
         vis = {k: step.kind == k for k in ("consent", "demographics", "section", "check")}
         vis["complete"] = step.kind in ("complete", "withdrawn")
@@ -288,6 +302,7 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             prog,
             *sec_updates[2:],
             *check_upd,
+            *([key, key] if key else [skip(), skip()]),
             done,
         ]
 
@@ -295,6 +310,22 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
         upd = [skip()] * len(outputs)
         upd[outputs.index(message)] = html.escape(msg)
         return upd
+
+    def blocked_view(msg: str) -> list[Any]:
+        """A known PROLIFIC_PID without its token: the message only, no consent form."""
+        upd = error_view(msg)
+        upd[outputs.index(consent_col)] = gr.update(visible=False)
+        return upd
+
+    def fresh_key(saved: Any) -> str:
+        """The page's consent key: the stored one while no consent used it (so tabs of
+        one browser share it), else a new one."""
+        try:
+            if saved and survey.by_consent_key(saved) is None:
+                return str(saved)
+        except XaiStudyError:
+            pass  # malformed: replace it
+        return new_consent_key()
 
     def params_of(request: gr.Request | None) -> dict[str, str]:
         if request is None:
@@ -305,18 +336,26 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             return {}
         return {k: qp[k] for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID") if k in qp}
 
-    def on_resume(saved: str | None, request: gr.Request):
+    def on_resume(saved: str | None, saved_key: str | None, request: gr.Request):
         try:
-            par = survey.find(saved, params_of(request))
+            try:
+                par = survey.find(saved, params_of(request), saved_key)
+            except AlreadyStarted as exc:
+                return blocked_view(str(exc))
             tok = par.token if par is not None else None
-            return view(survey.step(tok), tok)
+            return view(survey.step(tok), tok, key=fresh_key(saved_key))
         except XaiStudyError as exc:
             return error_view(str(exc))
 
-    def on_consent(tok: str | None, agreed: bool, request: gr.Request):
+    def on_consent(tok: str | None, agreed: bool, key: str | None, request: gr.Request):
         try:
-            par = survey.participant(tok) or survey.consent(agreed, params_of(request))
-            return view(survey.step(par.token), par.token)
+            params = params_of(request)
+            try:
+                par = survey.find(tok, params, key) or survey.consent(agreed, params, key)
+            except AlreadyStarted as exc:
+                return blocked_view(str(exc))
+            # the key is used now: the page gets a fresh one (for a consent after leaving)
+            return view(survey.step(par.token), par.token, key=new_consent_key())
         except XaiStudyError as exc:
             return error_view(str(exc))
 
@@ -353,8 +392,8 @@ def build(ctx: AppContext, blocks: gr.Blocks) -> dict[str, Any]:
             return error_view(str(exc))
 
     common = {"outputs": outputs, "trigger_mode": "once", "show_progress": "minimal"}
-    blocks.load(on_resume, inputs=[browser_token], api_name="resume", **common)
-    consent_btn.click(on_consent, inputs=[token, agree], api_name="consent", **common)
+    blocks.load(on_resume, inputs=[browser_token, browser_key], api_name="resume", **common)
+    consent_btn.click(on_consent, inputs=[token, agree, consent_key], api_name="consent", **common)
     demo_btn.click(
         on_demographics, inputs=[token, screen, familiarity], api_name="demographics", **common
     )

@@ -19,6 +19,12 @@ import numpy as np
 from xai_study.errors import VideoError
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024  # 200 MB
+#: Decode guards, checked from the stream header before any frame is decoded: pixels of
+#: one frame (4096 x 4096), and pixels of all the frames kept (2**28 = 32 frames of
+#: 4K UHD; 805 MB as RGB). A tiny file can announce huge frames (8192 x 8192 x 20 frames
+#: of 200 KB decode to 4 GB).
+DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_TOTAL_PIXELS = 2**28
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -59,13 +65,14 @@ def check_file(path: str | os.PathLike, max_bytes: int | None = DEFAULT_MAX_BYTE
     return p
 
 
-def _read_image(p: Path) -> VideoFrames:
+def _read_image(p: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> VideoFrames:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(p) as im:
+            check_pixels(p, im.width, im.height, 1, max_pixels, None)
             arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise VideoError(f"{p}: not a readable image or video ({exc})") from None
     return VideoFrames(
         frames=arr[None].copy(),
@@ -128,6 +135,8 @@ class _Scan:
     warnings: list[str]
     keys: list[int] = field(default_factory=list)  # keyframe timestamps, sorted
     has_pts: bool = True
+    width: int = 0  # frame size the stream header announces (0: unknown)
+    height: int = 0
 
 
 def _open_error(p: Path, exc: Exception) -> VideoError:
@@ -156,6 +165,8 @@ def _scan(p: Path) -> _Scan:
         if not container.streams.video:
             raise VideoError(f"{p}: the file has no video stream")
         stream = container.streams.video[0]
+        width = int(getattr(stream.codec_context, "width", 0) or 0)
+        height = int(getattr(stream.codec_context, "height", 0) or 0)
         fps = float(stream.average_rate) if stream.average_rate else 0.0
         tb = stream.time_base or Fraction(1, 1000)
         missing_pts = False
@@ -212,7 +223,33 @@ def _scan(p: Path) -> _Scan:
         warnings=warnings,
         keys=sorted(keys),
         has_pts=not missing_pts,
+        width=width,
+        height=height,
     )
+
+
+def check_pixels(
+    p: Path,
+    width: int,
+    height: int,
+    n_frames: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_total_pixels: int | None = DEFAULT_MAX_TOTAL_PIXELS,
+) -> None:
+    """Refuse, before decoding, frames over ``max_pixels`` or ``n_frames`` of them over
+    ``max_total_pixels`` (None: no limit)."""
+    per = int(width) * int(height)
+    if max_pixels is not None and per > max_pixels:
+        raise VideoError(
+            f"{p}: the frames are {width}x{height} pixels, over the limit of "
+            f"{max_pixels / 1e6:.1f} megapixels per frame; use a smaller video"
+        )
+    if max_total_pixels is not None and per * n_frames > max_total_pixels:
+        raise VideoError(
+            f"{p}: {n_frames} frames of {width}x{height} pixels are over the limit of "
+            f"{max_total_pixels / 1e6:.0f} megapixels in all; sample fewer frames or use a "
+            "smaller video"
+        )
 
 
 def _upright(frame) -> np.ndarray:
@@ -298,6 +335,8 @@ def read_video(
     num_frames: int | None = 32,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     seek: bool | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_total_pixels: int | None = DEFAULT_MAX_TOTAL_PIXELS,
 ) -> VideoFrames:
     """Sample ``num_frames`` frames evenly over the video (all frames if ``None``).
 
@@ -310,7 +349,9 @@ def read_video(
     frames). Frames are turned upright when the file carries a
     display rotation (portrait phone videos). A truncated or partly corrupt file yields the
     frames that decode, with a warning. Raises :class:`VideoError` with a one-line reason
-    for anything that is not a readable video.
+    for anything that is not a readable video, and for frames over ``max_pixels`` or
+    sampled frames over ``max_total_pixels`` in all (checked from the stream header before
+    any frame is decoded; None: no limit).
     """
     import av
 
@@ -318,13 +359,13 @@ def read_video(
         raise VideoError(f"the number of frames to sample must be at least 1, got {num_frames}")
     p = check_file(path, max_bytes)
     if p.suffix.lower() in IMAGE_SUFFIXES:
-        return _read_image(p)
+        return _read_image(p, max_pixels)
     try:
         scan = _scan(p)
     except VideoError:
         # Not a video container: maybe an image with an unusual suffix.
         try:
-            return _read_image(p)
+            return _read_image(p, max_pixels)
         except VideoError:
             pass
         raise
@@ -336,6 +377,7 @@ def read_video(
     else:
         positions = np.round(np.linspace(0, n_total - 1, num_frames)).astype(int)
     targets = [pts[i] for i in positions]
+    check_pixels(p, scan.width, scan.height, len(targets), max_pixels, max_total_pixels)
     if seek is None:  # sparse sampling of a healthy file: jump between keyframes
         seek = scan.has_pts and not scan.warnings and len(scan.keys) > 1
         seek = seek and 4 * len(targets) < n_total
