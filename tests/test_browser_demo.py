@@ -72,7 +72,11 @@ def test_demo_page_end_to_end(demo_server):
         page.wait_for_timeout(1500)
         page.locator("#demo-run").click()
         verdict = page.locator("#demo-verdict")
-        verdict.get_by_text("Verdict:").wait_for(timeout=240_000)
+        try:
+            verdict.get_by_text("Verdict:").wait_for(timeout=240_000)
+        except Exception as exc:  # say what the page showed instead
+            status = page.locator("#demo-status").inner_text()
+            raise AssertionError(f"no verdict; the status line said: {status!r}") from exc
         text = verdict.inner_text()
         assert "P(fake) =" in text and ("FAKE" in text or "REAL" in text)
         anims = page.locator(".demo-anim video")
