@@ -46,8 +46,7 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == "xai_study":  # a submodule, or a name of the package
                 found |= {
-                    f"xai_study.{a.name}" if _is_module(a.name) else "xai_study"
-                    for a in node.names
+                    f"xai_study.{a.name}" if _is_module(a.name) else "xai_study" for a in node.names
                 }
             elif node.module.startswith("xai_study."):
                 found.add(node.module)

@@ -81,8 +81,11 @@ def _explainer_names(
     return names
 
 
-def _choice_table(counts: pd.Series) -> pd.DataFrame:
-    total = int(counts.sum())
+def _choice_table(counts: pd.Series, answers: int) -> pd.DataFrame:
+    """Count, share and Wilson interval per explainer, out of the ``answers`` Q2 answers
+    (with multiple choice an answer naming two explainers counts once for each, so the
+    shares add up to more than 1)."""
+    total = int(answers)
     rows = []
     for name, c in counts.items():
         low, high = stats.wilson_interval(int(c), total)
@@ -161,6 +164,19 @@ def _accuracy_rows(groups: Iterable[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
 
 
+def choice_indicator(answered: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """One row per Q2 answer (index of ``answered``), one 0/1 column per explainer in
+    ``names``: 1 where the answer names it."""
+    out = pd.DataFrame(0, index=answered.index, columns=names, dtype="int64")
+    position = {n: j for j, n in enumerate(names)}
+    values = out.to_numpy(copy=True)
+    for i, value in enumerate(answered["q2_choice"]):
+        for name in split_choices(value):
+            values[i, position[name]] = 1
+    out.loc[:, :] = values
+    return out
+
+
 def _by_video(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Video x explainer counts of the ``choice`` column."""
     return (
@@ -224,7 +240,9 @@ def analyze(
     chosen = chosen.dropna(subset=["choice"])
     names = _explainer_names(chosen, shown, explainers)
     counts = chosen["choice"].value_counts().reindex(names, fill_value=0).astype("int64")
-    choices = _choice_table(counts)
+    answered = df[df["q2_choice"].map(lambda v: len(split_choices(v)) > 0).astype(bool)]
+    indicator = choice_indicator(answered, names)
+    choices = _choice_table(counts, len(answered))
 
     # Q1 accuracy
     q1 = df[df["q1_answer"].notna() | df["q1_correct"].notna()]
@@ -250,11 +268,11 @@ def analyze(
         choices=choices,
         video_table=video_table,
         tests={
-            "chi2_gof": stats.goodness_of_fit(counts.to_numpy()),
+            "chi2_gof": stats.goodness_of_fit(indicator.to_numpy()),
             "chi2_independence": stats.independence(video_table.to_numpy()),
             "fleiss_kappa": _kappa(df, names),
         },
-        sign_tests=stats.pairwise_sign_tests(chosen, names),
+        sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
         metrics=metrics,
         stats=pd.DataFrame(),
