@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from xai_study.study.analysis import stats
 from xai_study.study.analysis.cleaning import (
     FAMILIARITY_ORDER,
     SCREEN_ORDER,
+    canonical_order,
     clean_text,
     order_explainers,
     order_levels,
@@ -23,6 +24,7 @@ from xai_study.study.analysis.cleaning import (
     split_choices,
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
+from xai_study.study.analysis.model import MODEL_COLUMNS, ChoiceModel, choice_model
 
 ACCURACY_COLUMNS = (
     "group",
@@ -55,6 +57,7 @@ class Analysis:
     tests: dict[str, dict[str, float | str]]
     sign_tests: pd.DataFrame  # explainer_a, explainer_b, level, n_a, n_b, p_value, p_holm
     correlations: pd.DataFrame  # metric, spearman_rho, p_value, n
+    model: ChoiceModel  # the conditional-logit choice model (the main Q2 analysis)
     metrics: pd.DataFrame = field(repr=False)
     stats: pd.DataFrame = field(repr=False)  # the long table written to stats.csv
 
@@ -208,6 +211,7 @@ def analyze(
     explainers: Sequence[str] | None = None,
     metrics: pd.DataFrame | None = None,
     exclude_failed_checks: bool = False,
+    animation_metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> Analysis:
     """Compute every statistic of the study (see the package docstring).
 
@@ -221,6 +225,10 @@ def analyze(
     Participants whose status is ``withdrawn`` are left out of every statistic (their
     number is reported); with ``exclude_failed_checks`` so are those who failed an
     attention check (needs ``checks_passed`` / ``checks_total`` in ``participants``).
+
+    ``animation_metrics`` (``{section: {explainer: {metric: value}}}``, from
+    :func:`~xai_study.study.analysis.model.animation_metrics` of the study) adds the
+    metrics of the animations each participant saw to the choice model.
     """
     shown: list[str] = []
     if "q2_order" in responses.columns:
@@ -274,6 +282,7 @@ def analyze(
         },
         sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
+        model=choice_model(canonical_order(df), names, animation_metrics),
         metrics=metrics,
         stats=pd.DataFrame(),
     )
@@ -316,6 +325,18 @@ def stats_table(result: Analysis) -> pd.DataFrame:
     for r in result.correlations.itertuples():
         for stat in ("spearman_rho", "p_value", "n"):
             rows.append(("preference_vs_metric", stat, r.metric, float(getattr(r, stat))))
+    model = result.model
+    rows.append(("choice_model", "answers", "", float(model.answers)))
+    rows.append(("choice_model", "participants", "", float(model.participants)))
+    for r in model.table.itertuples():
+        for stat in MODEL_COLUMNS[1:]:
+            rows.append(("choice_model", stat, r.term, float(getattr(r, stat))))
+    for i, term in enumerate(model.table["term"]):
+        se = float(model.se_model[i]) if i < len(model.se_model) else math.nan
+        rows.append(("choice_model", "se_unclustered", term, se))
+    for kind, values in model.joint.items():
+        for key, value in values.items():
+            rows.append(("choice_model_wald", kind, key, float(value)))
     out = pd.DataFrame(rows, columns=["group", "statistic", "key", "value"])
     return out.astype("object")
 
