@@ -20,7 +20,7 @@ from xai_study.study.analysis import (
 #: What ``xai-study analyze`` prints for the paper's responses (docs/analysis.md).
 PAPER_TEXT = """\
 participants: 36 (35 completed, 1 not completed), answers: 708
-Q1 accuracy: 85.2% of 708 (95% CI 82.4%-87.6%)
+Q1 accuracy: 85.2% of 708 (95% CI, participant bootstrap 85.0%-85.5%; Wilson, answers as independent 82.4%-87.6%)
 Q2 choices: GradCAM 165 (23%), SHAP 221 (31%), LTPA 137 (19%), Bonettini 185 (26%)
 choice model (conditional logit; 708 answers, 36 participants; SEs clustered by participant):
   term                   coef     se  odds ratio (95% CI) p
@@ -29,6 +29,8 @@ choice model (conditional logit; 708 answers, 36 participants; SEs clustered by 
   explainer:Bonettini   0.114  0.103   1.12 (0.92-1.37)   0.264
   (no position terms: q2_order (the display order) is missing)
 explainers differ (clustered Wald): chi2=22.95, df=3, p=4.13e-05
+preference x video: permutation p=0.177 (within participants, 999 shuffles); chi2=65.83, df=57, p=0.198 (min expected 6.8, expected counts ok)
+Fleiss' kappa over 20 videos: 0.005 (95% CI -0.012 to 0.021, participant jackknife)
 equal preference, answers taken as independent (chi-square): chi2=21.15, df=3, p=9.79e-05
 sign test (participants) GradCAM vs SHAP: 12:23, p=0.0895, Holm p=0.448
 sign test (participants) GradCAM vs LTPA: 19:13, p=0.377, Holm p=1
@@ -63,7 +65,9 @@ def test_paper_report_markdown_is_the_page_summary(paper):
     md = paper.report("paper").to_markdown()
     assert md.startswith("### Study `paper`\n\n")
     assert "**Participants:** 36 analysed (35 completed, 1 not completed" in md
-    assert "**Q1 (which video is fake):** 85.2% correct of 708 (95% CI 82.4%–87.6%)" in md
+    assert "**Q1 (which video is fake):** 85.2% correct of 708 (95% CI 85.0%–85.5%" in md
+    assert "Wilson 82.4%–87.6%" in md
+    assert "**Preference × video:** within-participant permutation p = 0.177" in md
     assert "Most chosen: **SHAP**." in md
     assert "equal preference (chi-square): χ² = 21.15, p = 9.79e-05." in md
     assert "sign test" not in md  # the page shows the sign tests as a table

@@ -3,6 +3,7 @@ the display order of explainers (from the explainer registry) and of answer leve
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -28,6 +29,11 @@ def explainer_id(name: object) -> str:
     """The registry name of an explainer, whatever its spelling (``GradCAM``, ``shap``,
     ``SHAP-3D`` -> ``gradcam``, ``shap3d``); a name the registry does not know is returned
     lower-cased without punctuation, so that ``My Method`` matches ``my-method``."""
+    return _explainer_id(str(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _explainer_id(name: str) -> str:
     try:
         return canonical_name(str(name))
     except XaiStudyError:

@@ -95,11 +95,13 @@ def _q1(result: Analysis) -> list[Line]:
         return []
     text = (
         f"Q1 accuracy: {acc['accuracy']:.1%} of {int(acc['n'])} "
-        f"(95% CI {acc['ci_low']:.1%}-{acc['ci_high']:.1%})"
+        f"(95% CI, participant bootstrap {_pct(acc['boot_low'])}-{_pct(acc['boot_high'])}; "
+        f"Wilson, answers as independent {acc['ci_low']:.1%}-{acc['ci_high']:.1%})"
     )
     markdown = (
         f"**Q1 (which video is fake):** {_pct(acc['accuracy'])} correct of {int(acc['n'])}"
-        f" (95% CI {_pct(acc['ci_low'])}–{_pct(acc['ci_high'])});"
+        f" (95% CI {_pct(acc['boot_low'])}–{_pct(acc['boot_high'])}, bootstrap over"
+        f" participants; Wilson {_pct(acc['ci_low'])}–{_pct(acc['ci_high'])});"
         f" {int(acc['dont_know'])} \u201cI do not know\u201d."
     )
     return [Line(text, markdown)]
@@ -133,15 +135,42 @@ def _q2(result: Analysis) -> list[Line]:
     )
     ind = result.tests["chi2_independence"]
     kappa = result.tests["fleiss_kappa"]
+    check = "expected counts ok" if ind.get("expected_ok") else "expected counts too small"
+    video_md = (
+        f"**Preference × video:** within-participant permutation p = {_p(ind['p_permutation'])}"
+        f" ({int(ind['permutations'])} shuffles); χ² = {float(ind['statistic']):.2f},"
+        f" p = {_p(ind['p_value'])} (smallest expected count {_f(ind['min_expected'], '.1f')},"
+        f" {check}). **Fleiss' κ** = {_f(kappa['kappa'])}"
+        f" (95% CI {_f(kappa['ci_low'])} to {_f(kappa['ci_high'])}, jackknife over"
+        f" participants) over {int(kappa['subjects'])} videos."
+    )
+    video_text = None
+    if not math.isnan(float(ind["statistic"])):
+        video_text = (
+            f"preference x video: permutation p={_p(ind['p_permutation'])} "
+            f"(within participants, {int(ind['permutations'])} shuffles); chi2="
+            f"{float(ind['statistic']):.2f}, df={int(ind['df'])}, p={_p(ind['p_value'])} "
+            f"(min expected {_f(ind['min_expected'], '.1f')}, {check})"
+        )
+    kappa_text = None
+    if not math.isnan(float(kappa["kappa"])):
+        kappa_text = (
+            f"Fleiss' kappa over {int(kappa['subjects'])} videos: {_f(kappa['kappa'])} "
+            f"(95% CI {_f(kappa['ci_low'])} to {_f(kappa['ci_high'])}, participant jackknife)"
+        )
     tests = (
         "Tests that take the answers as independent (a participant gives many, so read"
         " them only next to the model): "
         f"equal preference ({_GOF[gof['method']]}): χ² = {float(gof['statistic']):.2f},"
         f" p = {_p(gof['p_value'])}. "
-        f"Preference × video: χ² = {float(ind['statistic']):.2f}, p = {_p(ind['p_value'])}. "
-        f"Fleiss' κ = {float(kappa['kappa']):.3f} over {int(kappa['subjects'])} videos."
+        "Pairwise comparisons: see the table (its participant level respects the clustering)."
     )
-    return [Line(text, markdown), Line(gof_text, tests)]
+    return [
+        Line(text, markdown),
+        Line(video_text, video_md),
+        Line(kappa_text, None),
+        Line(gof_text, tests),
+    ]
 
 
 def _f(value: float, spec: str = ".3f") -> str:

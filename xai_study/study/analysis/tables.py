@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from xai_study.errors import StudyError
-from xai_study.study.analysis import stats
+from xai_study.study.analysis import resampling, stats
 from xai_study.study.analysis.cleaning import (
     FAMILIARITY_ORDER,
     SCREEN_ORDER,
@@ -35,8 +36,10 @@ ACCURACY_COLUMNS = (
     "ci_low",
     "ci_high",
     "accuracy_decided",
+    "boot_low",
+    "boot_high",
 )
-CHOICE_COLUMNS = ("explainer", "count", "share", "ci_low", "ci_high")
+CHOICE_COLUMNS = ("explainer", "count", "share", "ci_low", "ci_high", "boot_low", "boot_high")
 
 
 @dataclass
@@ -191,17 +194,91 @@ def _by_video(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     )
 
 
-def _kappa(df: pd.DataFrame, names: list[str]) -> dict[str, float | str]:
-    """Fleiss' kappa over videos, single-choice answers only."""
-    single = df.loc[df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)]
+def _kappa(df: pd.DataFrame, names: list[str], person: np.ndarray) -> dict[str, float | str]:
+    """Fleiss' kappa over videos, single-choice answers only, with a participant-clustered
+    (delete-one-participant jackknife) interval."""
+    one = df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)
+    single = df.loc[one & df["video_id"].notna()]
     single = single.assign(choice=single["q2_choice"].map(lambda v: split_choices(v)[0]))
     table = _by_video(single, names)
     kappa, method = stats.fleiss_kappa_table(table.to_numpy())
+    video_code = pd.Index(table.index).get_indexer(single["video_id"])
+    category = pd.Index(names).get_indexer(single["choice"])
+    low, high, se = resampling.jackknife_kappa(person[single.index], video_code, category)
     return {
         "kappa": kappa,
         "subjects": float(int((table.sum(axis=1) >= 2).sum())),
         "method": method,
+        "se_jackknife": se,
+        "ci_low": low,
+        "ci_high": high,
     }
+
+
+def _video_dependence(
+    chosen: pd.DataFrame,
+    video_table: pd.DataFrame,
+    person: np.ndarray,
+    df: pd.DataFrame,
+    permutations: int,
+    seed: int,
+) -> dict[str, float | str]:
+    """The chi-square of video x explainer (with its expected-count check) and the
+    within-participant permutation p-value of the same statistic."""
+    out = dict(stats.independence(video_table.to_numpy()))
+    out.update(resampling.expected_counts_check(video_table.to_numpy()))
+    has_video = df["video_id"].notna().to_numpy()
+    rows = np.flatnonzero(has_video)
+    video_code = pd.Index(video_table.index).get_indexer(df["video_id"].iloc[rows])
+    local = np.full(len(df), -1)
+    local[rows] = np.arange(len(rows))
+    picked = chosen[chosen["video_id"].notna()]
+    _, p_perm = resampling.permutation_video_test(
+        person[rows],
+        video_code,
+        local[picked.index.to_numpy()],
+        pd.Index(video_table.columns).get_indexer(picked["choice"]),
+        len(video_table.index),
+        len(video_table.columns),
+        permutations,
+        seed,
+    )
+    out["p_permutation"] = p_perm
+    out["permutations"] = float(permutations)
+    return out
+
+
+def _per_person(codes: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(participants, columns) sums of ``values`` (rows: answers of participant ``codes``)."""
+    out = np.zeros((weights.shape[1], values.shape[1]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def _boot_accuracy(
+    table: pd.DataFrame,
+    q1: pd.DataFrame,
+    groups: pd.Series,
+    person: np.ndarray,
+    weights: np.ndarray,
+) -> pd.DataFrame:
+    """``table`` with ``boot_low`` / ``boot_high``: participant-clustered bootstrap
+    intervals of each group's accuracy (``groups``: the group of each row of ``q1``)."""
+    labels = [str(g) for g in table["group"]]
+    codes = pd.Index(labels).get_indexer(groups.astype(str))
+    ok = codes >= 0
+    onehot = np.zeros((len(q1), len(labels)))
+    onehot[np.flatnonzero(ok), codes[ok]] = 1.0
+    correct = (q1["q1_correct"] == True).fillna(False).to_numpy(bool)  # noqa: E712
+    who = person[q1.index]
+    low, high = resampling.bootstrap_ratio(
+        _per_person(who, onehot * correct[:, None], weights),
+        _per_person(who, onehot, weights),
+        weights,
+    )
+    out = table.copy()
+    out["boot_low"], out["boot_high"] = low, high
+    return out
 
 
 def analyze(
@@ -212,6 +289,9 @@ def analyze(
     metrics: pd.DataFrame | None = None,
     exclude_failed_checks: bool = False,
     animation_metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    resamples: int = 1000,
+    permutations: int = 999,
+    seed: int = 0,
 ) -> Analysis:
     """Compute every statistic of the study (see the package docstring).
 
@@ -229,6 +309,12 @@ def analyze(
     ``animation_metrics`` (``{section: {explainer: {metric: value}}}``, from
     :func:`~xai_study.study.analysis.model.animation_metrics` of the study) adds the
     metrics of the animations each participant saw to the choice model.
+
+    ``resamples`` participant-clustered bootstrap replicates give the ``boot_low`` /
+    ``boot_high`` intervals of choice shares, Q1 accuracy and Fleiss' kappa;
+    ``permutations`` within-participant shuffles of the videos give the permutation
+    p-value of video dependence; both are seeded with ``seed`` (the same numbers on
+    every run).
     """
     shown: list[str] = []
     if "q2_order" in responses.columns:
@@ -242,6 +328,9 @@ def analyze(
     dropped = withdrawn | (failed if exclude_failed_checks else False)
     people = everyone[~dropped].reset_index(drop=True)
     df = df[df["participant_id"].isin(set(people["participant_id"]))].reset_index(drop=True)
+    df = canonical_order(df)  # participants by their answers, not their random ids
+    person, _ = pd.factorize(df["participant_id"])
+    weights = resampling.bootstrap_weights(int(person.max()) + 1 if len(df) else 0, resamples, seed)
 
     # Q2 choices, one row per chosen explainer
     chosen = df.assign(choice=df["q2_choice"].map(split_choices)).explode("choice")
@@ -251,6 +340,12 @@ def analyze(
     answered = df[df["q2_choice"].map(lambda v: len(split_choices(v)) > 0).astype(bool)]
     indicator = choice_indicator(answered, names)
     choices = _choice_table(counts, len(answered))
+    low, high = resampling.bootstrap_ratio(
+        _per_person(person[answered.index], indicator.to_numpy(), weights),
+        _per_person(person[answered.index], np.ones((len(answered), len(names))), weights),
+        weights,
+    )
+    choices["boot_low"], choices["boot_high"] = low, high
 
     # Q1 accuracy
     q1 = df[df["q1_answer"].notna() | df["q1_correct"].notna()]
@@ -270,19 +365,31 @@ def analyze(
         overview=_overview(everyone, people, df, masks),
         reached=_reached(people),
         demographics=_demographics(people),
-        accuracy_overall=_accuracy_rows([("all", q1)]),
-        accuracy_by_video=_accuracy_rows((v, q1[q1["video_id"] == v]) for v in videos),
-        accuracy_by_familiarity=_accuracy_rows((lv, q1[fam == lv]) for lv in levels),
+        accuracy_overall=_boot_accuracy(
+            _accuracy_rows([("all", q1)]), q1, pd.Series("all", index=q1.index), person, weights
+        ),
+        accuracy_by_video=_boot_accuracy(
+            _accuracy_rows((v, q1[q1["video_id"] == v]) for v in videos),
+            q1,
+            q1["video_id"],
+            person,
+            weights,
+        ),
+        accuracy_by_familiarity=_boot_accuracy(
+            _accuracy_rows((lv, q1[fam == lv]) for lv in levels), q1, fam, person, weights
+        ),
         choices=choices,
         video_table=video_table,
         tests={
             "chi2_gof": stats.goodness_of_fit(indicator.to_numpy()),
-            "chi2_independence": stats.independence(video_table.to_numpy()),
-            "fleiss_kappa": _kappa(df, names),
+            "chi2_independence": _video_dependence(
+                chosen, video_table, person, df, permutations, seed
+            ),
+            "fleiss_kappa": _kappa(df, names, person),
         },
         sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
-        model=choice_model(canonical_order(df), names, animation_metrics),
+        model=choice_model(df, names, animation_metrics),
         metrics=metrics,
         stats=pd.DataFrame(),
     )
