@@ -28,7 +28,7 @@ choice model (conditional logit; 708 answers, 36 participants; SEs clustered by 
   explainer:LTPA       -0.186  0.145   0.83 (0.63-1.10)   0.199
   explainer:Bonettini   0.114  0.103   1.12 (0.92-1.37)   0.264
   (no position terms: q2_order (the display order) is missing)
-explainers differ (clustered Wald): chi2=22.95, df=3, p=4.13e-05
+explainers differ (clustered Wald): chi2=22.95, df=3, p=0.000464 (F(3, 35))
 preference x video: permutation p=0.177 (within participants, 999 shuffles); chi2=65.83, df=57, p=0.198 (min expected 6.8, expected counts ok)
 Fleiss' kappa over 20 videos: 0.005 (95% CI -0.012 to 0.021, participant jackknife)
 equal preference, answers taken as independent (chi-square): chi2=21.15, df=3, p=9.79e-05
@@ -73,7 +73,7 @@ def test_paper_report_markdown_is_the_page_summary(paper):
     assert "sign test" not in md  # the page shows the sign tests as a table
     # the main result is the choice model's, with its clustered Wald test and table
     assert "**Main result (choice model, 708 answers of 36 participants" in md
-    assert "the explainers differ: Wald χ² = 22.95, df = 3, p = 4.13e-05" in md
+    assert "the explainers differ: Wald χ² = 22.95, df = 3, p = 0.000464 (F(3, 35)" in md
     assert "| explainer:SHAP | 0.292 | 0.120 | 1.34 (1.06–1.69) | 0.0149 |" in md
     assert md.index("Main result") < md.index("take the answers as independent")
 

@@ -218,12 +218,12 @@ def _model(result: Analysis) -> list[Line]:
         lines.append(
             Line(
                 f"{text_label} (clustered Wald): chi2={w['statistic']:.2f}, df={int(w['df'])}, "
-                f"p={w['p_value']:.3g}"
+                f"p={w['p_value']:.3g} (F({int(w['df'])}, {m.participants - 1}))"
             )
         )
         tests_md.append(
             f"{md_label}: Wald χ² = {w['statistic']:.2f}, df = {int(w['df'])},"
-            f" p = {_p(w['p_value'])}"
+            f" p = {_p(w['p_value'])} (F({int(w['df'])}, {m.participants - 1}) reference)"
         )
     has_metrics = bool(m.table.term.str.startswith("metric:").any())
     reference = next(

@@ -176,8 +176,8 @@ def power(
             continue
         beta, cov = fitted
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
-        p_expl = wald(beta, cov, range(k - 1))["p_value"]
-        p_pos = wald(beta, cov, range(k - 1, 2 * (k - 1)))["p_value"]
+        p_expl = wald(beta, cov, range(k - 1), n_participants)["p_value"]
+        p_pos = wald(beta, cov, range(k - 1, 2 * (k - 1)), n_participants)["p_value"]
         hits[0] += p_expl < alpha
         hits[1] += p_pos < alpha
         hits[2:] += np.abs(beta / se) > crit
