@@ -26,13 +26,17 @@ def read_tables(
 
 
 def write_model_tables(result: Analysis, out_dir: str | Path) -> list[Path]:
-    """``preference_model.csv``: the choice model's coefficient table (columns
-    :data:`~xai_study.study.analysis.model.MODEL_COLUMNS`)."""
+    """``preference_model.csv`` (the choice model) and ``accuracy_model.csv`` (Q1
+    accuracy by familiarity and screen), columns
+    :data:`~xai_study.study.analysis.model.MODEL_COLUMNS`."""
     from xai_study.study.export import write_csv
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [write_csv(result.model.table, out_dir / "preference_model.csv")]
+    return [
+        write_csv(result.model.table, out_dir / "preference_model.csv"),
+        write_csv(result.accuracy_model, out_dir / "accuracy_model.csv"),
+    ]
 
 
 def write_results(result: Analysis, out_dir: str | Path, plots: bool = True) -> list[Path]:

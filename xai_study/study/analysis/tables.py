@@ -26,6 +26,7 @@ from xai_study.study.analysis.cleaning import (
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
 from xai_study.study.analysis.model import MODEL_COLUMNS, ChoiceModel, choice_model
+from xai_study.study.analysis.moderators import accuracy_model
 
 ACCURACY_COLUMNS = (
     "group",
@@ -61,6 +62,7 @@ class Analysis:
     sign_tests: pd.DataFrame  # explainer_a, explainer_b, level, n_a, n_b, p_value, p_holm
     correlations: pd.DataFrame  # metric, spearman_rho, p_value, n
     model: ChoiceModel  # the conditional-logit choice model (the main Q2 analysis)
+    accuracy_model: pd.DataFrame  # Q1 correct ~ familiarity + screen, GEE by participant
     metrics: pd.DataFrame = field(repr=False)
     stats: pd.DataFrame = field(repr=False)  # the long table written to stats.csv
 
@@ -390,6 +392,7 @@ def analyze(
         sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
         model=choice_model(df, names, animation_metrics),
+        accuracy_model=accuracy_model(q1, person),
         metrics=metrics,
         stats=pd.DataFrame(),
     )
@@ -441,6 +444,9 @@ def stats_table(result: Analysis) -> pd.DataFrame:
     for i, term in enumerate(model.table["term"]):
         se = float(model.se_model[i]) if i < len(model.se_model) else math.nan
         rows.append(("choice_model", "se_unclustered", term, se))
+    for r in result.accuracy_model.itertuples():
+        for stat in MODEL_COLUMNS[1:]:
+            rows.append(("q1_accuracy_model", stat, r.term, float(getattr(r, stat))))
     for kind, values in model.joint.items():
         for key, value in values.items():
             rows.append(("choice_model_wald", kind, key, float(value)))
