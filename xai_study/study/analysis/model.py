@@ -353,18 +353,27 @@ def _design(long: pd.DataFrame, names: Sequence[str], metric_names: Sequence[str
             notes.append(f"metric:{m} left out (the same for every animation)")
             continue
         terms.append((f"metric:{m}", "metric", (values - values.mean()) / sd))
-    # drop terms that do not vary within choice sets beyond the others (collinear)
+    # drop terms that do not vary within choice sets beyond the others (collinear):
+    # greedy rank of the Gram matrix of the within-group demeaned columns
     group = long["answer"].to_numpy()
     kept: list[tuple[str, str, np.ndarray]] = []
-    demeaned: list[np.ndarray] = []
-    for term in terms:
-        col = term[2] - pd.Series(term[2]).groupby(group).transform("mean").to_numpy()
-        trial = np.column_stack([*demeaned, col])
-        if np.linalg.matrix_rank(trial, tol=1e-8 * max(1.0, np.abs(trial).max())) > len(kept):
-            kept.append(term)
-            demeaned.append(col)
-        else:
-            notes.append(f"{term[0]} left out (collinear with the other terms)")
+    if terms:
+        x = np.column_stack([t[2] for t in terms])
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        sizes = np.diff(np.r_[starts, len(group)])
+        means = np.add.reduceat(x, starts, axis=0) / sizes[:, None]
+        demeaned = x - np.repeat(means, sizes, axis=0)
+        gram = demeaned.T @ demeaned
+        scale = max(float(np.trace(gram)), 1e-300)
+        index: list[int] = []
+        for j, term in enumerate(terms):
+            trial = [*index, j]
+            sub = gram[np.ix_(trial, trial)]
+            if np.linalg.eigvalsh(sub).min() > 1e-10 * scale:
+                index.append(j)
+                kept.append(term)
+            else:
+                notes.append(f"{term[0]} left out (collinear with the other terms)")
     return kept, notes
 
 
