@@ -60,3 +60,28 @@ def test_no_difference_no_effect_and_robust_se_is_clustered():
 
 def test_too_few_answers_give_an_empty_table():
     assert analyze(_study({"yes": 0.5}, n_people=1, sections=3)).accuracy_model.empty
+
+
+def _choices_by_screen(shift: float, seed: int = 0) -> pd.DataFrame:
+    """Small-screen participants like SHAP ``shift`` more (log odds) than large-screen."""
+    from xai_study.study.analysis import simulate_responses
+
+    effects = {"gradcam": 0.0, "shap": 0.2, "ltpa": -0.2, "bonettini": 0.0}
+    large = simulate_responses(40, 10, effects, seed=seed)
+    small = simulate_responses(40, 10, {**effects, "shap": 0.2 + shift}, seed=seed + 1)
+    large = large.assign(screen="large")
+    small = small.assign(screen="small", participant_id="s" + small["participant_id"])
+    return pd.concat([large, small], ignore_index=True)
+
+
+@pytest.mark.parametrize(("shift", "detected"), [(1.2, True), (0.0, False)], ids=["shift", "none"])
+def test_choice_by_screen(shift, detected):
+    r = analyze(_choices_by_screen(shift), resamples=0, permutations=0)
+    m = r.model_by["screen"]
+    t = m.table.set_index("term")
+    term = "explainer:shap*screen:small"
+    assert term in t.index and len(t) == 9  # 3 explainer, 3 position, 3 interaction terms
+    assert t.loc[term, "ci_low"] < shift < t.loc[term, "ci_high"]
+    p = m.joint["moderator"]["p_value"]
+    assert (p < 0.001) if detected else (p > 0.01), p
+    assert "preference by screen" in r.report().to_text()

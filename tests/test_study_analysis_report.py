@@ -29,6 +29,8 @@ choice model (conditional logit; 708 answers, 36 participants; SEs clustered by 
   explainer:Bonettini   0.114  0.103   1.12 (0.92-1.37)   0.264
   (no position terms: q2_order (the display order) is missing)
 explainers differ (clustered Wald): chi2=22.95, df=3, p=0.000464 (F(3, 35))
+preference by screen (clustered Wald, explainer x screen terms): chi2=2.42, df=3, p=0.498 (F(3, 35))
+preference by familiarity (clustered Wald, explainer x familiarity terms): chi2=6.19, df=6, p=0.421 (F(6, 35))
 preference x video: permutation p=0.177 (within participants, 999 shuffles); chi2=65.83, df=57, p=0.198 (min expected 6.8, expected counts ok)
 Fleiss' kappa over 20 videos: 0.005 (95% CI -0.012 to 0.021, participant jackknife)
 equal preference, answers taken as independent (chi-square): chi2=21.15, df=3, p=9.79e-05

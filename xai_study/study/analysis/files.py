@@ -26,8 +26,9 @@ def read_tables(
 
 
 def write_model_tables(result: Analysis, out_dir: str | Path) -> list[Path]:
-    """``preference_model.csv`` (the choice model) and ``accuracy_model.csv`` (Q1
-    accuracy by familiarity and screen), columns
+    """``preference_model.csv`` (the choice model), ``preference_by_screen.csv`` and
+    ``preference_by_familiarity.csv`` (with explainer x moderator terms) and
+    ``accuracy_model.csv`` (Q1 accuracy by familiarity and screen), columns
     :data:`~xai_study.study.analysis.model.MODEL_COLUMNS`."""
     from xai_study.study.export import write_csv
 
@@ -36,6 +37,10 @@ def write_model_tables(result: Analysis, out_dir: str | Path) -> list[Path]:
     return [
         write_csv(result.model.table, out_dir / "preference_model.csv"),
         write_csv(result.accuracy_model, out_dir / "accuracy_model.csv"),
+        *[
+            write_csv(m.table, out_dir / f"preference_by_{by}.csv")
+            for by, m in result.model_by.items()
+        ],
     ]
 
 

@@ -111,7 +111,8 @@ def choice_sets(
     metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> pd.DataFrame:
     """The Q2 answers in long form: one row per answer x animation shown, columns
-    ``answer`` (0..), ``participant_id``, ``section``, ``video_id``, ``explainer``,
+    ``answer`` (0..), ``participant_id``, ``section``, ``video_id``, ``screen``,
+    ``familiarity`` (``unknown`` when missing), ``explainer``,
     ``position`` (1 = A; NA without ``q2_order``), ``chosen`` (0/1) and the metric columns
     found in ``metrics`` (``{section: {explainer id: {metric: value}}}``).
 
@@ -149,6 +150,8 @@ def choice_sets(
                     r.participant_id,
                     r.section,
                     r.video_id,
+                    "unknown" if _missing(r.screen) else str(r.screen),
+                    "unknown" if _missing(r.familiarity) else str(r.familiarity),
                     name,
                     pos if order else pd.NA,
                     int(name in picked),
@@ -161,6 +164,8 @@ def choice_sets(
         "participant_id",
         "section",
         "video_id",
+        "screen",
+        "familiarity",
         "explainer",
         "position",
         "chosen",
@@ -169,6 +174,10 @@ def choice_sets(
     out = pd.DataFrame(rows, columns=columns)
     out["position"] = out["position"].astype("Int64")
     return out
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _metric_names(metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None) -> list[str]:
@@ -321,9 +330,15 @@ def wald(
     return {"statistic": stat, "df": float(q), "p_value": p}
 
 
-def _design(long: pd.DataFrame, names: Sequence[str], metric_names: Sequence[str]):
+def _design(
+    long: pd.DataFrame,
+    names: Sequence[str],
+    metric_names: Sequence[str],
+    by: str | None = None,
+):
     """Columns of the design matrix: (term, kind, values), dropping terms the data cannot
-    identify (with a note)."""
+    identify (with a note). With ``by`` (``screen`` or ``familiarity``), every explainer
+    term also gets an interaction with each non-reference level of ``by``."""
     notes: list[str] = []
     terms: list[tuple[str, str, np.ndarray]] = []
     shown = set(long["explainer"])
@@ -353,6 +368,16 @@ def _design(long: pd.DataFrame, names: Sequence[str], metric_names: Sequence[str
             notes.append(f"metric:{m} left out (the same for every animation)")
             continue
         terms.append((f"metric:{m}", "metric", (values - values.mean()) / sd))
+    if by is not None and len(long):
+        from xai_study.study.analysis.cleaning import FAMILIARITY_ORDER, SCREEN_ORDER, order_levels
+
+        order = SCREEN_ORDER if by == "screen" else FAMILIARITY_ORDER
+        levels = order_levels(pd.unique(long[by]), order)
+        base = [t for t in terms if t[1] == "explainer"]
+        for level in levels[1:]:
+            at = (long[by] == level).to_numpy(float)
+            for term, _, values in base:
+                terms.append((f"{term}*{by}:{level}", "moderator", values * at))
     # drop terms that do not vary within choice sets beyond the others (collinear):
     # greedy rank of the Gram matrix of the within-group demeaned columns
     group = long["answer"].to_numpy()
@@ -383,20 +408,24 @@ def fit_choice_model(
     *,
     metrics: Sequence[str] | None = None,
     alpha: float = 0.05,
+    by: str | None = None,
 ) -> ChoiceModel:
     """Fit the conditional logit to :func:`choice_sets` output (see the module docstring).
 
     ``names`` is the analysis order: the first explainer shown is the reference.
     ``metrics`` names the metric columns of ``long`` to use (default: all found).
     Terms the data cannot identify are left out with a note; a model that cannot be
-    fitted at all has an empty table and says why in ``notes``.
+    fitted at all has an empty table and says why in ``notes``. ``by`` (``screen`` or
+    ``familiarity``) adds explainer x level interactions (terms
+    ``explainer:NAME*screen:small``) and their joint test ``moderator``: does the
+    preference differ between the levels?
     """
     from scipy.stats import norm
 
     if long.empty:
         return empty_model("no Q2 answers")
     metric_names = [m for m in (MODEL_METRICS if metrics is None else metrics) if m in long]
-    terms, notes = _design(long, names, metric_names)
+    terms, notes = _design(long, names, metric_names, by)
     if not terms:
         model = empty_model("no estimable terms")
         model.notes = [*notes, "no estimable terms"]
@@ -442,7 +471,7 @@ def fit_choice_model(
     kinds = [t[1] for t in terms]
     joint = {
         kind: wald(beta, cov, [i for i, k in enumerate(kinds) if k == kind], n_clusters)
-        for kind in ("explainer", "position", "metric")
+        for kind in ("explainer", "position", "metric", *(["moderator"] if by else []))
     }
     return ChoiceModel(
         table=table,

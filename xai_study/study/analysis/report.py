@@ -226,6 +226,20 @@ def _model(result: Analysis) -> list[Line]:
             f" p = {_p(w['p_value'])} (F({int(w['df'])}, {m.participants - 1}) reference)"
         )
     has_metrics = bool(m.table.term.str.startswith("metric:").any())
+    for by, moderated in result.model_by.items():
+        w = moderated.joint.get("moderator", {})
+        if moderated.fitted and not math.isnan(float(w.get("p_value", math.nan))):
+            lines.append(
+                Line(
+                    f"preference by {by} (clustered Wald, explainer x {by} terms): "
+                    f"chi2={w['statistic']:.2f}, df={int(w['df'])}, p={w['p_value']:.3g} "
+                    f"(F({int(w['df'])}, {moderated.participants - 1}))"
+                )
+            )
+            tests_md.append(
+                f"preference by {by}: Wald χ² = {w['statistic']:.2f}, df = {int(w['df'])},"
+                f" p = {_p(w['p_value'])} (explainer × {by} terms)"
+            )
     reference = next(
         (n for n in result.explainers if f"explainer:{n}" not in set(m.table.term)), ""
     )

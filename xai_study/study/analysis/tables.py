@@ -25,7 +25,12 @@ from xai_study.study.analysis.cleaning import (
     split_choices,
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
-from xai_study.study.analysis.model import MODEL_COLUMNS, ChoiceModel, choice_model
+from xai_study.study.analysis.model import (
+    MODEL_COLUMNS,
+    ChoiceModel,
+    choice_sets,
+    fit_choice_model,
+)
 from xai_study.study.analysis.moderators import accuracy_model
 
 ACCURACY_COLUMNS = (
@@ -40,6 +45,7 @@ ACCURACY_COLUMNS = (
     "boot_low",
     "boot_high",
 )
+MODERATORS = ("screen", "familiarity")
 CHOICE_COLUMNS = ("explainer", "count", "share", "ci_low", "ci_high", "boot_low", "boot_high")
 
 
@@ -63,6 +69,8 @@ class Analysis:
     correlations: pd.DataFrame  # metric, spearman_rho, p_value, n
     model: ChoiceModel  # the conditional-logit choice model (the main Q2 analysis)
     accuracy_model: pd.DataFrame  # Q1 correct ~ familiarity + screen, GEE by participant
+    #: the choice model with explainer x screen / x familiarity terms ("moderator" test)
+    model_by: dict[str, ChoiceModel]
     metrics: pd.DataFrame = field(repr=False)
     stats: pd.DataFrame = field(repr=False)  # the long table written to stats.csv
 
@@ -349,6 +357,8 @@ def analyze(
     )
     choices["boot_low"], choices["boot_high"] = low, high
 
+    long = choice_sets(df, names, animation_metrics)  # the choice model's data
+
     # Q1 accuracy
     q1 = df[df["q1_answer"].notna() | df["q1_correct"].notna()]
     videos = sorted(q1["video_id"].dropna().unique(), key=str)
@@ -391,7 +401,8 @@ def analyze(
         },
         sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
-        model=choice_model(df, names, animation_metrics),
+        model=fit_choice_model(long, names),
+        model_by={by: fit_choice_model(long, names, by=by) for by in MODERATORS},
         accuracy_model=accuracy_model(q1, person),
         metrics=metrics,
         stats=pd.DataFrame(),
@@ -444,6 +455,12 @@ def stats_table(result: Analysis) -> pd.DataFrame:
     for i, term in enumerate(model.table["term"]):
         se = float(model.se_model[i]) if i < len(model.se_model) else math.nan
         rows.append(("choice_model", "se_unclustered", term, se))
+    for by, moderated in result.model_by.items():
+        for r in moderated.table.itertuples():
+            for stat in MODEL_COLUMNS[1:]:
+                rows.append((f"choice_model_by_{by}", stat, r.term, float(getattr(r, stat))))
+        for key, value in moderated.joint.get("moderator", {}).items():
+            rows.append((f"choice_model_by_{by}_wald", "moderator", key, float(value)))
     for r in result.accuracy_model.itertuples():
         for stat in MODEL_COLUMNS[1:]:
             rows.append(("q1_accuracy_model", stat, r.term, float(getattr(r, stat))))
