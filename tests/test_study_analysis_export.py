@@ -425,3 +425,19 @@ def test_postgres_gives_the_same_statistics_as_sqlite(study_db, tmp_path):
         pg.dispose()
     finally:
         stop()
+
+
+def test_printed_summary_of_a_served_study_shows_the_model_table(study_db, tmp_path, capsys):
+    """The summary prints the model table that preference_model.csv holds. This database
+    shows the animations in the same order to everyone, so display position cannot be
+    told apart from the explainer: the position terms are left out, and the summary
+    says why."""
+    url, _ = study_db
+    assert main(["analyze", "--db", url, "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "choice model (conditional logit;" in text
+    model = pd.read_csv(tmp_path / "o" / "preference_model.csv")
+    assert model["term"].tolist() == ["explainer:shap", "explainer:ltpa", "explainer:bonettini"]
+    assert "(position:2 left out (collinear with the other terms))" in text
+    for term in model["term"]:
+        assert f"  {term} " in text
