@@ -39,6 +39,7 @@ COMMANDS = [
     "analyze",
     "import-responses",
     "withdraw",
+    "power",
 ]
 
 

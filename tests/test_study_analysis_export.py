@@ -12,7 +12,7 @@ import pytest
 
 from xai_study.cli import main
 from xai_study.errors import StudyError
-from xai_study.study.analysis import analyze, analyze_database, paper_responses
+from xai_study.study.analysis import MODEL_COLUMNS, analyze, analyze_database, paper_responses
 from xai_study.study.db import Database
 from xai_study.study.export import (
     FORMULA_STARTS,
@@ -171,7 +171,13 @@ def test_analyze_writes_paper_sign_tests(tmp_path, capsys):
                  "--no-plots"]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "GradCAM 165 (23%), SHAP 221 (31%), LTPA 137 (19%), Bonettini 185 (26%)" in text
-    assert "sign test GradCAM vs SHAP: 165:221, p=0.00505" in text
+    assert "explainer:SHAP" in text and "SEs clustered by participant" in text
+    assert "sign test (participants) GradCAM vs SHAP:" in text
+    model = pd.read_csv(tmp_path / "o" / "preference_model.csv")
+    assert list(model.columns) == list(MODEL_COLUMNS)
+    assert model["term"].tolist() == [
+        "explainer:SHAP", "explainer:LTPA", "explainer:Bonettini"
+    ]  # fmt: skip
     signs = pd.read_csv(tmp_path / "o" / "sign_tests.csv")
     assert list(signs.columns) == [
         "explainer_a", "explainer_b", "level", "n_a", "n_b", "p_value", "p_holm"
@@ -321,16 +327,20 @@ def test_results_page_needs_the_password(study_db):
         assert out[0] == "Wrong password."
         assert out[2] == ""  # no statistics
         assert all(v is None for v in out[3:6])  # no plots
-        assert all(v is None for v in out[13:17])  # no downloads
-        assert all(isinstance(v, pd.DataFrame) and v.empty for v in out[6:13])
+        assert all(v is None for v in out[14:19])  # no downloads
+        assert all(isinstance(v, pd.DataFrame) and v.empty for v in out[6:14])
     out = page["show"]("s3cret")
     assert out[0].startswith("Updated")
     assert "Participants:** 13 analysed" in out[2]  # 14 minus the one who withdrew
     assert "1 withdrawn" in out[2]
-    choices = out[6]
-    expected = analyze_database(db, "demo").choices
-    assert choices["count"].tolist() == expected["count"].tolist()
-    downloads = [Path(p) for p in out[13:17]]
+    expected = analyze_database(db, "demo")
+    model = out[6]
+    assert list(model.columns) == list(MODEL_COLUMNS)
+    assert model["term"].tolist() == expected.model.table["term"].tolist()
+    assert "Main result (choice model" in out[2]
+    choices = out[7]
+    assert choices["count"].tolist() == expected.choices["count"].tolist()
+    downloads = [Path(p) for p in out[14:19]]
     assert [p.name for p in downloads] == list(results.DOWNLOADS)
     assert all(p.is_file() for p in downloads)
     assert_no_formula_cells(downloads[1])  # participants.csv with hostile platform ids
@@ -415,3 +425,19 @@ def test_postgres_gives_the_same_statistics_as_sqlite(study_db, tmp_path):
         pg.dispose()
     finally:
         stop()
+
+
+def test_printed_summary_of_a_served_study_shows_the_model_table(study_db, tmp_path, capsys):
+    """The summary prints the model table that preference_model.csv holds. This database
+    shows the animations in the same order to everyone, so display position cannot be
+    told apart from the explainer: the position terms are left out, and the summary
+    says why."""
+    url, _ = study_db
+    assert main(["analyze", "--db", url, "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "choice model (conditional logit;" in text
+    model = pd.read_csv(tmp_path / "o" / "preference_model.csv")
+    assert model["term"].tolist() == ["explainer:shap", "explainer:ltpa", "explainer:bonettini"]
+    assert "(position:2 left out (collinear with the other terms))" in text
+    for term in model["term"]:
+        assert f"  {term} " in text

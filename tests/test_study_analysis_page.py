@@ -81,10 +81,12 @@ def test_admin_sees_statistics_and_downloads_over_http(app):
     out = _call(app, "s3cret", session="admin")
     assert out[0].startswith("Updated")
     assert "13 analysed" in out[2] and "Most chosen" in out[2]
+    assert "Main result (choice model" in out[2]
     assert out[3]["type"] == "matplotlib" and out[3]["plot"].startswith("data:image/png")
     files = [o for o in out if isinstance(o, dict) and o.get("orig_name", "").endswith(".csv")]
     assert [f["orig_name"] for f in files] == [
-        "responses.csv", "participants.csv", "stats.csv", "sign_tests.csv"
+        "responses.csv", "participants.csv", "stats.csv", "preference_model.csv",
+        "sign_tests.csv",
     ]  # fmt: skip
     resp = requests.get(files[0]["url"], timeout=10)
     assert resp.status_code == 200

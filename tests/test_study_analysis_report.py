@@ -20,15 +20,26 @@ from xai_study.study.analysis import (
 #: What ``xai-study analyze`` prints for the paper's responses (docs/analysis.md).
 PAPER_TEXT = """\
 participants: 36 (35 completed, 1 not completed), answers: 708
-Q1 accuracy: 85.2% of 708 (95% CI 82.4%-87.6%)
+Q1 accuracy: 85.2% of 708 (95% CI, participant bootstrap 85.0%-85.5%; Wilson, answers as independent 82.4%-87.6%)
 Q2 choices: GradCAM 165 (23%), SHAP 221 (31%), LTPA 137 (19%), Bonettini 185 (26%)
-equal preference: chi2=21.15, df=3, p=9.79e-05
-sign test GradCAM vs SHAP: 165:221, p=0.00505, Holm p=0.0253
-sign test GradCAM vs LTPA: 165:137, p=0.12, Holm p=0.247
-sign test GradCAM vs Bonettini: 165:185, p=0.31, Holm p=0.31
-sign test SHAP vs LTPA: 221:137, p=1.05e-05, Holm p=6.33e-05
-sign test SHAP vs Bonettini: 221:185, p=0.0823, Holm p=0.247
-sign test LTPA vs Bonettini: 137:185, p=0.00871, Holm p=0.0348"""
+choice model (conditional logit; 708 answers, 36 participants; SEs clustered by participant):
+  term                   coef     se  odds ratio (95% CI) p
+  explainer:SHAP        0.292  0.120   1.34 (1.06-1.69)   0.0149
+  explainer:LTPA       -0.186  0.145   0.83 (0.63-1.10)   0.199
+  explainer:Bonettini   0.114  0.103   1.12 (0.92-1.37)   0.264
+  (no position terms: q2_order (the display order) is missing)
+explainers differ (clustered Wald): chi2=22.95, df=3, p=0.000464 (F(3, 35))
+preference by screen (clustered Wald, explainer x screen terms): chi2=2.42, df=3, p=0.498 (F(3, 35))
+preference by familiarity (clustered Wald, explainer x familiarity terms): chi2=6.19, df=6, p=0.421 (F(6, 35))
+preference x video: permutation p=0.177 (within participants, 999 shuffles); chi2=65.83, df=57, p=0.198 (min expected 6.8, expected counts ok)
+Fleiss' kappa over 20 videos: 0.005 (95% CI -0.012 to 0.021, participant jackknife)
+equal preference, answers taken as independent (chi-square): chi2=21.15, df=3, p=9.79e-05
+sign test (participants) GradCAM vs SHAP: 12:23, p=0.0895, Holm p=0.448
+sign test (participants) GradCAM vs LTPA: 19:13, p=0.377, Holm p=1
+sign test (participants) GradCAM vs Bonettini: 13:18, p=0.473, Holm p=1
+sign test (participants) SHAP vs LTPA: 26:6, p=0.000535, Holm p=0.00321
+sign test (participants) SHAP vs Bonettini: 17:11, p=0.345, Holm p=1
+sign test (participants) LTPA vs Bonettini: 11:20, p=0.15, Holm p=0.598"""
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +67,17 @@ def test_paper_report_markdown_is_the_page_summary(paper):
     md = paper.report("paper").to_markdown()
     assert md.startswith("### Study `paper`\n\n")
     assert "**Participants:** 36 analysed (35 completed, 1 not completed" in md
-    assert "**Q1 (which video is fake):** 85.2% correct of 708 (95% CI 82.4%–87.6%)" in md
+    assert "**Q1 (which video is fake):** 85.2% correct of 708 (95% CI 85.0%–85.5%" in md
+    assert "Wilson 82.4%–87.6%" in md
+    assert "**Preference × video:** within-participant permutation p = 0.177" in md
     assert "Most chosen: **SHAP**." in md
-    assert "Equal preference: χ² = 21.15, p = 9.79e-05." in md
+    assert "equal preference (chi-square): χ² = 21.15, p = 9.79e-05." in md
     assert "sign test" not in md  # the page shows the sign tests as a table
+    # the main result is the choice model's, with its clustered Wald test and table
+    assert "**Main result (choice model, 708 answers of 36 participants" in md
+    assert "the explainers differ: Wald χ² = 22.95, df = 3, p = 0.000464 (F(3, 35)" in md
+    assert "| explainer:SHAP | 0.292 | 0.120 | 1.34 (1.06–1.69) | 0.0149 |" in md
+    assert md.index("Main result") < md.index("take the answers as independent")
 
 
 @pytest.mark.parametrize("label", list(paper_counts_by_label()))

@@ -40,19 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analyze",
         help="statistics and plots of a user study (same numbers as the results page)",
         description=textwrap.fill(
-            "Compute the study's statistics: participants, completion and drop-out, "
-            "demographics; Q1 accuracy overall, per video and per familiarity (Wilson 95% "
-            "CIs); Q2 choice counts and shares per explainer, chi-square goodness of fit "
-            "against equal preference, pairwise sign tests at answer and participant level "
-            "with Holm correction, chi-square explainer x video, Fleiss' kappa, Spearman "
-            "correlation of preference with the objective metrics V, tau, rho, mu. Writes "
-            "stats.csv, sign_tests.csv, detail tables and PNG plots into --out."
+            "Compute the study's statistics. The main Q2 analysis is a conditional-logit "
+            "choice model (one choice set per answer: explainer and display-position "
+            "effects, with --study-dir the shown animations' metrics; standard errors "
+            "clustered by participant), written to preference_model.csv. Also: "
+            "participants, completion and drop-out, demographics; Q1 accuracy overall, per "
+            "video and per familiarity; Q2 shares per explainer (per answer); Cochran's Q / "
+            "chi-square of equal preference, pairwise sign tests at answer and participant "
+            "level with Holm correction, chi-square explainer x video, Fleiss' kappa, "
+            "Spearman correlation of preference with the metrics (descriptive). Writes "
+            "stats.csv, sign_tests.csv, preference_model.csv, detail tables and PNG plots "
+            "into --out."
         ),
         epilog=(
             "examples:\n"
             "  xai-study analyze --db sqlite:///study_data/demo.sqlite3 --out results/\n"
             "  xai-study analyze --responses results/responses.csv --out results/\n"
-            "  xai-study analyze --responses r.csv --metrics eval/summary.csv --out results/"
+            "  xai-study analyze --responses r.csv --metrics eval/summary.csv --out results/\n"
+            "  xai-study analyze --responses r.csv --study-dir study_data/demo --out results/"
         ),
         formatter_class=fmt,
     )
@@ -78,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="objective metrics per explainer (an 'xai-study evaluate' summary.csv); "
         "default: the paper's table",
+    )
+    p.add_argument(
+        "--study-dir",
+        metavar="DIR",
+        type=Path,
+        help="the study folder (study.yaml): adds the metrics of the animations each "
+        "participant saw (V, tau, rho, mu and I, from build-study's meta) to the choice model",
     )
     p.add_argument(
         "--explainers",
@@ -244,12 +256,21 @@ def run_analyze(args: argparse.Namespace) -> int:
         explainers = [e.strip() for e in args.explainers.split(",") if e.strip()]
         if not explainers:
             raise StudyError("--explainers is empty")
+    shown_metrics = None
+    if args.study_dir:
+        from xai_study.study.analysis import animation_metrics
+        from xai_study.study.spec import load_study
+
+        shown_metrics = animation_metrics(load_study(args.study_dir))
+        if not shown_metrics:
+            raise StudyError(f"{args.study_dir}: the study has no animation metrics (meta)")
     result = analyze(
         responses,
         participants,
         explainers=explainers,
         metrics=load_metrics(args.metrics) if args.metrics else None,
         exclude_failed_checks=args.exclude_failed_checks,
+        animation_metrics=shown_metrics,
     )
     paths = write_results(result, args.out, plots=not args.no_plots)
     print(result.report().to_text())

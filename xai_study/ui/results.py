@@ -8,7 +8,9 @@ the check is constant-time and wrong passwords are limited per client address
 (``PASSWORD_ATTEMPTS`` per ``PASSWORD_WINDOW_S``), whichever route a call takes. The
 numbers come from :func:`xai_study.study.analysis.analyze` on the database's tables, as
 with ``xai-study analyze --db``, and the summary is the same report that command prints,
-rendered as Markdown.
+rendered as Markdown. When the served study's
+sections carry animation metrics (``build-study``'s ``meta``), the choice model includes
+them, as ``xai-study analyze --study-dir`` does; the summary states its main result.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import pandas as pd
 from xai_study.study.analysis import (
     Analysis,
     analyze,
+    animation_metrics,
     display_table,
     figures,
     load_database,
+    write_model_tables,
 )
 from xai_study.study.export import export_analysis, export_tables
 from xai_study.ui.context import AppContext
@@ -45,7 +49,13 @@ PASSWORD_WINDOW_S = 300.0
 #: Extra pause after a wrong password, in seconds (0: the per-client limit does the job;
 #: a pause holds a worker thread, which slowed the survey under guessing).
 WRONG_PASSWORD_DELAY = 0.0
-DOWNLOADS = ("responses.csv", "participants.csv", "stats.csv", "sign_tests.csv")
+DOWNLOADS = (
+    "responses.csv",
+    "participants.csv",
+    "stats.csv",
+    "preference_model.csv",
+    "sign_tests.csv",
+)
 
 
 @dataclass
@@ -80,9 +90,12 @@ def build_payload(ctx: AppContext, out_dir: Path) -> Payload:
     tables are read once, so the downloads and the statistics agree)."""
     study = ctx.study.name
     responses, participants = load_database(ctx.db, study)
-    result = analyze(responses, participants)
+    # the study's own animation metrics (build-study's meta), when it has them
+    shown = animation_metrics(ctx.study) or None
+    result = analyze(responses, participants, animation_metrics=shown)
     export_tables(responses, participants, out_dir)
     export_analysis(result, out_dir)
+    write_model_tables(result, out_dir)
     files = {name: out_dir / name for name in DOWNLOADS}
     return Payload(result, files, result.report(study).to_markdown())
 
@@ -126,13 +139,18 @@ def render(ctx: AppContext) -> dict[str, Any]:
                 label="Q1 accuracy by familiarity", format="png", show_label=False
             )
         plot_video = gr.Plot(label="Preference per video", format="png", show_label=False)
+        model = gr.Dataframe(
+            label="Choice model (conditional logit, SEs clustered by participant)",
+            interactive=False,
+        )
         choices = gr.Dataframe(label="Q2 choices per explainer (95% Wilson CI)", interactive=False)
         sign_tests = gr.Dataframe(
             label="Pairwise sign tests (answer and participant level, Holm-corrected)",
             interactive=False,
         )
         correlations = gr.Dataframe(
-            label="Spearman correlation of preference share with the objective metrics",
+            label="Spearman correlation of preference share with the mean metrics "
+            "(descriptive: only as many points as explainers)",
             interactive=False,
         )
         with gr.Row():
@@ -144,7 +162,7 @@ def render(ctx: AppContext) -> dict[str, Any]:
         )
     timer = gr.Timer(REFRESH_SECONDS, active=False)
 
-    tables = [choices, sign_tests, correlations, acc_fam, demographics, acc_video, dropout]
+    tables = [model, choices, sign_tests, correlations, acc_fam, demographics, acc_video, dropout]
     plots = [plot_choices, plot_accuracy, plot_video]
     outputs = [status, body, overview, *plots, *tables, *dl.values(), timer]
 
@@ -185,6 +203,7 @@ def render(ctx: AppContext) -> dict[str, Any]:
             figs["choice_shares"],
             figs["accuracy_by_familiarity"],
             figs["preference_by_video"],
+            display_table(r.model.table),
             display_table(r.choices),
             display_table(r.sign_tests),
             display_table(r.correlations),

@@ -12,7 +12,9 @@ and optionally a *participants* table (``participant_id`` plus, when known, ``st
 
 Modules: :mod:`.cleaning` (reading and normalising the tables, choices, display order),
 :mod:`.stats` (the tests), :mod:`.metrics` (objective metrics per explainer),
-:mod:`.tables` (:class:`Analysis` and :func:`analyze`), :mod:`.plots`, :mod:`.report`
+:mod:`.model` (the conditional-logit choice model, the main Q2 analysis),
+:mod:`.simulate` (simulated studies, power), :mod:`.tables` (:class:`Analysis` and
+:func:`analyze`), :mod:`.plots`, :mod:`.report`
 (the summary as text and Markdown), :mod:`.files` (CSV in, result files out) and
 :mod:`.paper` (the paper's counts).
 """
@@ -24,16 +26,25 @@ from xai_study.study.analysis.cleaning import (
     prepare_responses,
     split_choices,
 )
-from xai_study.study.analysis.files import read_tables, write_results
+from xai_study.study.analysis.files import read_tables, write_model_tables, write_results
 from xai_study.study.analysis.metrics import (
     METRIC_NAMES,
     PAPER_METRICS,
     load_metrics,
     metrics_table,
 )
+from xai_study.study.analysis.model import (
+    MODEL_COLUMNS,
+    ChoiceModel,
+    animation_metrics,
+    choice_model,
+    choice_sets,
+    fit_choice_model,
+)
 from xai_study.study.analysis.paper import PAPER_COUNTS, paper_counts_by_label, paper_responses
 from xai_study.study.analysis.plots import PLOT_NAMES, figures, save_plots
 from xai_study.study.analysis.report import Line, Report, build_report, display_table
+from xai_study.study.analysis.simulate import power, simulate_responses
 from xai_study.study.analysis.stats import (
     fleiss_kappa_table,
     holm,
@@ -54,19 +65,25 @@ __all__ = [
     "ACCURACY_COLUMNS",
     "CHOICE_SEPARATOR",
     "METRIC_NAMES",
+    "MODEL_COLUMNS",
     "PAPER_COUNTS",
     "PAPER_METRICS",
     "PLOT_NAMES",
     "REQUIRED_RESPONSE_COLUMNS",
     "Analysis",
+    "ChoiceModel",
     "Line",
     "Report",
     "analyze",
+    "animation_metrics",
     "analyze_database",
     "build_report",
+    "choice_model",
+    "choice_sets",
     "display_table",
     "explainer_id",
     "figures",
+    "fit_choice_model",
     "fleiss_kappa_table",
     "holm",
     "load_database",
@@ -75,13 +92,16 @@ __all__ = [
     "order_explainers",
     "paper_counts_by_label",
     "paper_responses",
+    "power",
     "prepare_participants",
     "prepare_responses",
     "read_tables",
     "save_plots",
     "sign_test",
+    "simulate_responses",
     "split_choices",
     "stats_table",
     "wilson_interval",
+    "write_model_tables",
     "write_results",
 ]

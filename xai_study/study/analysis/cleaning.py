@@ -3,6 +3,7 @@ the display order of explainers (from the explainer registry) and of answer leve
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +16,8 @@ from xai_study.study.schema import CHOICE_SEPARATOR, REQUIRED_RESPONSE_COLUMNS
 
 FAMILIARITY_ORDER = ("yes", "heard", "heard of it", "no")
 SCREEN_ORDER = ("large", "small")
+#: Columns beyond the required ones that the analysis keeps when a table has them.
+OPTIONAL_ANALYSIS_COLUMNS = ("q2_order",)
 _TRUE = {"true", "1", "yes", "y", "t", "correct"}
 _FALSE = {"false", "0", "no", "n", "f", "incorrect", "wrong"}
 
@@ -26,6 +29,11 @@ def explainer_id(name: object) -> str:
     """The registry name of an explainer, whatever its spelling (``GradCAM``, ``shap``,
     ``SHAP-3D`` -> ``gradcam``, ``shap3d``); a name the registry does not know is returned
     lower-cased without punctuation, so that ``My Method`` matches ``my-method``."""
+    return _explainer_id(str(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _explainer_id(name: str) -> str:
     try:
         return canonical_name(str(name))
     except XaiStudyError:
@@ -110,7 +118,8 @@ def prepare_responses(frame: pd.DataFrame) -> pd.DataFrame:
     """Validate and normalise a responses table (from the database or a CSV file).
 
     Raises :class:`StudyError` naming the missing columns. Returns a copy with the
-    columns :data:`~xai_study.study.schema.REQUIRED_RESPONSE_COLUMNS`:
+    columns :data:`~xai_study.study.schema.REQUIRED_RESPONSE_COLUMNS` (and ``q2_order``,
+    the display order the choice model needs, when the table has it):
     ``participant_id``, ``video_id``, ``q1_answer``, ``q2_choice``, ``screen``,
     ``familiarity``, ``section`` as text (NA when empty), ``q1_correct`` as a nullable
     boolean (NA for "I do not know"); ``answered_at`` is passed through.
@@ -126,8 +135,9 @@ def prepare_responses(frame: pd.DataFrame) -> pd.DataFrame:
             + ", ".join(REQUIRED_RESPONSE_COLUMNS)
             + ")"
         )
-    df = frame.loc[:, list(REQUIRED_RESPONSE_COLUMNS)].copy()
-    for col in REQUIRED_RESPONSE_COLUMNS:
+    optional = [c for c in OPTIONAL_ANALYSIS_COLUMNS if c in frame.columns]
+    df = frame.loc[:, [*REQUIRED_RESPONSE_COLUMNS, *optional]].copy()
+    for col in [*REQUIRED_RESPONSE_COLUMNS, *optional]:
         if col not in ("section", "q1_correct"):
             df[col] = clean_text(df[col])
     if df["participant_id"].isna().any():
@@ -220,3 +230,23 @@ def prepare_participants(
             f"responses name participant {stray[0]} who is not in the participants table"
         )
     return out, known
+
+
+def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (a prepared responses table) with its participants in an order that depends
+    only on their answers, not on their ids (then by section).
+
+    Participant ids are random, so two databases holding the same answers (SQLite and
+    PostgreSQL, or a re-import) order them differently; resampling and floating-point
+    sums over participants in this order give the same numbers on both.
+    """
+    if df.empty:
+        return df.reset_index(drop=True)
+    cols = [c for c in df.columns if c not in ("participant_id", "answered_at")]
+    cells = [[("" if _missing(v) else str(v)) for v in df[c]] for c in cols]
+    text = pd.Series(["\x1f".join(row) for row in zip(*cells, strict=True)], index=df.index)
+    signature = text.groupby(df["participant_id"]).agg(lambda s: "\x1e".join(sorted(s)))
+    rank = signature.rank(method="first").astype(int)
+    key = df["participant_id"].map(rank)
+    out = df.assign(_rank=key).sort_values(["_rank", "section"], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)

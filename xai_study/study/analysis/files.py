@@ -25,12 +25,33 @@ def read_tables(
     return table, None
 
 
+def write_model_tables(result: Analysis, out_dir: str | Path) -> list[Path]:
+    """``preference_model.csv`` (the choice model), ``preference_by_screen.csv`` and
+    ``preference_by_familiarity.csv`` (with explainer x moderator terms) and
+    ``accuracy_model.csv`` (Q1 accuracy by familiarity and screen), columns
+    :data:`~xai_study.study.analysis.model.MODEL_COLUMNS`."""
+    from xai_study.study.export import write_csv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        write_csv(result.model.table, out_dir / "preference_model.csv"),
+        write_csv(result.accuracy_model, out_dir / "accuracy_model.csv"),
+        *[
+            write_csv(m.table, out_dir / f"preference_by_{by}.csv")
+            for by, m in result.model_by.items()
+        ],
+    ]
+
+
 def write_results(result: Analysis, out_dir: str | Path, plots: bool = True) -> list[Path]:
-    """Write the CSV tables (:func:`xai_study.study.export.export_analysis`) and, with
+    """Write the CSV tables (:func:`xai_study.study.export.export_analysis`,
+    :func:`write_model_tables`) and, with
     ``plots``, the PNG plots into ``out_dir``; returns the paths written."""
     from xai_study.study.export import export_analysis
 
     paths = export_analysis(result, out_dir)
+    paths += write_model_tables(result, out_dir)
     if plots:
         paths += save_plots(result, out_dir)
     return paths

@@ -25,14 +25,24 @@ def _error_bars(value: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray
     return np.clip(np.vstack([value - low, high - value]), 0.0, None)
 
 
+def _interval(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The participant-bootstrap interval where there is one, else the Wilson one."""
+    if {"boot_low", "boot_high"} <= set(table.columns):
+        low = table["boot_low"].where(table["boot_low"].notna(), table["ci_low"])
+        high = table["boot_high"].where(table["boot_high"].notna(), table["ci_high"])
+        return low, high
+    return table["ci_low"], table["ci_high"]
+
+
 def plot_choice_shares(result: Analysis):
-    """Bar chart of Q2 choice shares per explainer with 95 % Wilson intervals."""
+    """Bar chart of Q2 choice shares per explainer (share of answers) with 95 %
+    participant-bootstrap intervals."""
     fig = _figure(6, 3.6)
     ax = fig.add_subplot()
     c = result.choices
     if len(c) and c["count"].sum() > 0:
         x = np.arange(len(c))
-        err = _error_bars(c["share"], c["ci_low"], c["ci_high"])
+        err = _error_bars(c["share"], *_interval(c))
         bars = ax.bar(x, c["share"], yerr=err, capsize=4, color="#4C72B0")
         for bar, (share, count) in zip(bars, zip(c["share"], c["count"], strict=True), strict=True):
             ax.annotate(
@@ -50,21 +60,22 @@ def plot_choice_shares(result: Analysis):
         ax.legend(loc="upper right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no Q2 answers yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("share of Q2 choices")
+    ax.set_ylabel("share of Q2 answers")
     ax.set_title("Which animation best explains the detector?")
     ax.set_ylim(0, 1)
     return fig
 
 
 def plot_accuracy_by_familiarity(result: Analysis):
-    """Q1 accuracy per familiarity level (and overall) with 95 % Wilson intervals."""
+    """Q1 accuracy per familiarity level (and overall) with 95 % participant-bootstrap
+    intervals."""
     fig = _figure(6, 3.6)
     ax = fig.add_subplot()
     table = pd.concat([result.accuracy_by_familiarity, result.accuracy_overall], ignore_index=True)
     table = table[table["n"] > 0]
     if len(table):
         x = np.arange(len(table))
-        err = _error_bars(table["accuracy"], table["ci_low"], table["ci_high"])
+        err = _error_bars(table["accuracy"], *_interval(table))
         colors = ["#55A868"] * (len(table) - 1) + ["#8172B2"]
         ax.bar(x, table["accuracy"], yerr=err, capsize=4, color=colors)
         labels = [f"{g}\n(n={int(n)})" for g, n in zip(table["group"], table["n"], strict=True)]

@@ -81,15 +81,38 @@ def fleiss_kappa_table(table: np.ndarray) -> tuple[float, str]:
     return ((p_bar - p_e) / (1 - p_e), "fleiss-unbalanced")
 
 
-def goodness_of_fit(counts: np.ndarray) -> dict[str, float | str]:
-    """Chi-square goodness of fit of ``counts`` against equal shares."""
-    from scipy.stats import chisquare
+def goodness_of_fit(indicator: np.ndarray) -> dict[str, float | str]:
+    """Test of equal preference from an answers x explainers 0/1 table (1: the answer
+    names the explainer).
 
-    nan = {"statistic": math.nan, "df": math.nan, "p_value": math.nan}
-    if len(counts) < 2 or counts.sum() == 0:
+    Cochran's Q, the test of equal marginal shares of k binary answers given together;
+    when every answer names exactly one explainer it equals Pearson's chi-square goodness
+    of fit of the counts against equal shares (``method = chisquare``), otherwise each
+    answer (not each choice) is one observation (``method = cochran_q``). Both treat the
+    answers as independent (they are not: a participant gives many); the choice model's
+    clustered Wald test is the one to report.
+    """
+    nan = {"statistic": math.nan, "df": math.nan, "p_value": math.nan, "method": "none"}
+    x = np.asarray(indicator, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 2:
         return nan
-    stat, p = chisquare(counts)
-    return {"statistic": float(stat), "df": float(len(counts) - 1), "p_value": float(p)}
+    x = x[x.sum(axis=1) > 0]
+    if len(x) == 0:
+        return nan
+    from scipy.stats import chi2, chisquare
+
+    k = x.shape[1]
+    df = float(k - 1)
+    if np.all(x.sum(axis=1) == 1):
+        stat, p = chisquare(x.sum(axis=0))
+        return {"statistic": float(stat), "df": df, "p_value": float(p), "method": "chisquare"}
+    col, row = x.sum(axis=0), x.sum(axis=1)
+    total = float(row.sum())
+    denom = k * total - float((row**2).sum())
+    if denom <= 0:  # every answer names every explainer: no information
+        return {**nan, "method": "cochran_q"}
+    q = (k - 1) * (k * float((col**2).sum()) - total**2) / denom
+    return {"statistic": q, "df": df, "p_value": float(chi2.sf(q, df)), "method": "cochran_q"}
 
 
 def independence(table: np.ndarray) -> dict[str, float | str]:
@@ -114,26 +137,38 @@ def independence(table: np.ndarray) -> dict[str, float | str]:
     }
 
 
-def pairwise_sign_tests(chosen: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def pair_counts(indicator: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Series]:
+    """Per answer: does it prefer ``a`` to ``b`` (names ``a`` but not ``b``), and the
+    reverse. An answer naming both, or neither, is a tie."""
+    x_a, x_b = indicator[a].astype(bool), indicator[b].astype(bool)
+    return x_a & ~x_b, x_b & ~x_a
+
+
+def pairwise_sign_tests(
+    indicator: pd.DataFrame, participant: pd.Series, names: list[str]
+) -> pd.DataFrame:
     """Sign tests of every pair of ``names`` at answer and participant level, Holm-
-    corrected per level. ``chosen``: one row per chosen explainer (``participant_id``,
-    ``choice``)."""
-    per_person = (
-        chosen.groupby(["participant_id", "choice"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=names, fill_value=0)
-    )
-    totals = chosen["choice"].value_counts()
+    corrected per level.
+
+    ``indicator``: one row per Q2 answer, one 0/1 column per explainer (1: the answer
+    names it); ``participant``: the answer's participant. At answer level ``n_a`` counts
+    the answers naming ``a`` and not ``b`` (answers naming both or neither are ties and
+    are dropped); at participant level, the participants with more such answers for
+    ``a`` than for ``b`` (equal numbers are ties). Only the participant level respects
+    that a participant gives many answers.
+    """
     rows = []
+    who = pd.Series(np.asarray(participant), index=indicator.index)
     for level in ("answer", "participant"):
         level_rows = []
         for a, b in combinations(names, 2):
+            for_a, for_b = pair_counts(indicator, a, b)
             if level == "answer":
-                n_a, n_b = int(totals.get(a, 0)), int(totals.get(b, 0))
+                n_a, n_b = int(for_a.sum()), int(for_b.sum())
             else:
-                n_a = int((per_person[a] > per_person[b]).sum())
-                n_b = int((per_person[b] > per_person[a]).sum())
+                per_a = for_a.groupby(who).sum()
+                per_b = for_b.groupby(who).sum()
+                n_a, n_b = int((per_a > per_b).sum()), int((per_b > per_a).sum())
             level_rows.append(
                 {
                     "explainer_a": a,

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from xai_study.errors import StudyError
-from xai_study.study.analysis import stats
+from xai_study.study.analysis import resampling, stats
 from xai_study.study.analysis.cleaning import (
     FAMILIARITY_ORDER,
     SCREEN_ORDER,
+    canonical_order,
     clean_text,
     order_explainers,
     order_levels,
@@ -23,6 +25,13 @@ from xai_study.study.analysis.cleaning import (
     split_choices,
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
+from xai_study.study.analysis.model import (
+    MODEL_COLUMNS,
+    ChoiceModel,
+    choice_sets,
+    fit_choice_model,
+)
+from xai_study.study.analysis.moderators import accuracy_model
 
 ACCURACY_COLUMNS = (
     "group",
@@ -33,8 +42,11 @@ ACCURACY_COLUMNS = (
     "ci_low",
     "ci_high",
     "accuracy_decided",
+    "boot_low",
+    "boot_high",
 )
-CHOICE_COLUMNS = ("explainer", "count", "share", "ci_low", "ci_high")
+MODERATORS = ("screen", "familiarity")
+CHOICE_COLUMNS = ("explainer", "count", "share", "ci_low", "ci_high", "boot_low", "boot_high")
 
 
 @dataclass
@@ -55,6 +67,10 @@ class Analysis:
     tests: dict[str, dict[str, float | str]]
     sign_tests: pd.DataFrame  # explainer_a, explainer_b, level, n_a, n_b, p_value, p_holm
     correlations: pd.DataFrame  # metric, spearman_rho, p_value, n
+    model: ChoiceModel  # the conditional-logit choice model (the main Q2 analysis)
+    accuracy_model: pd.DataFrame  # Q1 correct ~ familiarity + screen, GEE by participant
+    #: the choice model with explainer x screen / x familiarity terms ("moderator" test)
+    model_by: dict[str, ChoiceModel]
     metrics: pd.DataFrame = field(repr=False)
     stats: pd.DataFrame = field(repr=False)  # the long table written to stats.csv
 
@@ -81,8 +97,11 @@ def _explainer_names(
     return names
 
 
-def _choice_table(counts: pd.Series) -> pd.DataFrame:
-    total = int(counts.sum())
+def _choice_table(counts: pd.Series, answers: int) -> pd.DataFrame:
+    """Count, share and Wilson interval per explainer, out of the ``answers`` Q2 answers
+    (with multiple choice an answer naming two explainers counts once for each, so the
+    shares add up to more than 1)."""
+    total = int(answers)
     rows = []
     for name, c in counts.items():
         low, high = stats.wilson_interval(int(c), total)
@@ -161,6 +180,19 @@ def _accuracy_rows(groups: Iterable[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
 
 
+def choice_indicator(answered: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """One row per Q2 answer (index of ``answered``), one 0/1 column per explainer in
+    ``names``: 1 where the answer names it."""
+    out = pd.DataFrame(0, index=answered.index, columns=names, dtype="int64")
+    position = {n: j for j, n in enumerate(names)}
+    values = out.to_numpy(copy=True)
+    for i, value in enumerate(answered["q2_choice"]):
+        for name in split_choices(value):
+            values[i, position[name]] = 1
+    out.loc[:, :] = values
+    return out
+
+
 def _by_video(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Video x explainer counts of the ``choice`` column."""
     return (
@@ -172,17 +204,91 @@ def _by_video(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     )
 
 
-def _kappa(df: pd.DataFrame, names: list[str]) -> dict[str, float | str]:
-    """Fleiss' kappa over videos, single-choice answers only."""
-    single = df.loc[df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)]
+def _kappa(df: pd.DataFrame, names: list[str], person: np.ndarray) -> dict[str, float | str]:
+    """Fleiss' kappa over videos, single-choice answers only, with a participant-clustered
+    (delete-one-participant jackknife) interval."""
+    one = df["q2_choice"].map(lambda v: len(split_choices(v)) == 1).astype(bool)
+    single = df.loc[one & df["video_id"].notna()]
     single = single.assign(choice=single["q2_choice"].map(lambda v: split_choices(v)[0]))
     table = _by_video(single, names)
     kappa, method = stats.fleiss_kappa_table(table.to_numpy())
+    video_code = pd.Index(table.index).get_indexer(single["video_id"])
+    category = pd.Index(names).get_indexer(single["choice"])
+    low, high, se = resampling.jackknife_kappa(person[single.index], video_code, category)
     return {
         "kappa": kappa,
         "subjects": float(int((table.sum(axis=1) >= 2).sum())),
         "method": method,
+        "se_jackknife": se,
+        "ci_low": low,
+        "ci_high": high,
     }
+
+
+def _video_dependence(
+    chosen: pd.DataFrame,
+    video_table: pd.DataFrame,
+    person: np.ndarray,
+    df: pd.DataFrame,
+    permutations: int,
+    seed: int,
+) -> dict[str, float | str]:
+    """The chi-square of video x explainer (with its expected-count check) and the
+    within-participant permutation p-value of the same statistic."""
+    out = dict(stats.independence(video_table.to_numpy()))
+    out.update(resampling.expected_counts_check(video_table.to_numpy()))
+    has_video = df["video_id"].notna().to_numpy()
+    rows = np.flatnonzero(has_video)
+    video_code = pd.Index(video_table.index).get_indexer(df["video_id"].iloc[rows])
+    local = np.full(len(df), -1)
+    local[rows] = np.arange(len(rows))
+    picked = chosen[chosen["video_id"].notna()]
+    _, p_perm = resampling.permutation_video_test(
+        person[rows],
+        video_code,
+        local[picked.index.to_numpy()],
+        pd.Index(video_table.columns).get_indexer(picked["choice"]),
+        len(video_table.index),
+        len(video_table.columns),
+        permutations,
+        seed,
+    )
+    out["p_permutation"] = p_perm
+    out["permutations"] = float(permutations)
+    return out
+
+
+def _per_person(codes: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(participants, columns) sums of ``values`` (rows: answers of participant ``codes``)."""
+    out = np.zeros((weights.shape[1], values.shape[1]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def _boot_accuracy(
+    table: pd.DataFrame,
+    q1: pd.DataFrame,
+    groups: pd.Series,
+    person: np.ndarray,
+    weights: np.ndarray,
+) -> pd.DataFrame:
+    """``table`` with ``boot_low`` / ``boot_high``: participant-clustered bootstrap
+    intervals of each group's accuracy (``groups``: the group of each row of ``q1``)."""
+    labels = [str(g) for g in table["group"]]
+    codes = pd.Index(labels).get_indexer(groups.astype(str))
+    ok = codes >= 0
+    onehot = np.zeros((len(q1), len(labels)))
+    onehot[np.flatnonzero(ok), codes[ok]] = 1.0
+    correct = (q1["q1_correct"] == True).fillna(False).to_numpy(bool)  # noqa: E712
+    who = person[q1.index]
+    low, high = resampling.bootstrap_ratio(
+        _per_person(who, onehot * correct[:, None], weights),
+        _per_person(who, onehot, weights),
+        weights,
+    )
+    out = table.copy()
+    out["boot_low"], out["boot_high"] = low, high
+    return out
 
 
 def analyze(
@@ -192,6 +298,10 @@ def analyze(
     explainers: Sequence[str] | None = None,
     metrics: pd.DataFrame | None = None,
     exclude_failed_checks: bool = False,
+    animation_metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    resamples: int = 1000,
+    permutations: int = 999,
+    seed: int = 0,
 ) -> Analysis:
     """Compute every statistic of the study (see the package docstring).
 
@@ -205,6 +315,16 @@ def analyze(
     Participants whose status is ``withdrawn`` are left out of every statistic (their
     number is reported); with ``exclude_failed_checks`` so are those who failed an
     attention check (needs ``checks_passed`` / ``checks_total`` in ``participants``).
+
+    ``animation_metrics`` (``{section: {explainer: {metric: value}}}``, from
+    :func:`~xai_study.study.analysis.model.animation_metrics` of the study) adds the
+    metrics of the animations each participant saw to the choice model.
+
+    ``resamples`` participant-clustered bootstrap replicates give the ``boot_low`` /
+    ``boot_high`` intervals of choice shares, Q1 accuracy and Fleiss' kappa;
+    ``permutations`` within-participant shuffles of the videos give the permutation
+    p-value of video dependence; both are seeded with ``seed`` (the same numbers on
+    every run).
     """
     shown: list[str] = []
     if "q2_order" in responses.columns:
@@ -218,13 +338,26 @@ def analyze(
     dropped = withdrawn | (failed if exclude_failed_checks else False)
     people = everyone[~dropped].reset_index(drop=True)
     df = df[df["participant_id"].isin(set(people["participant_id"]))].reset_index(drop=True)
+    df = canonical_order(df)  # participants by their answers, not their random ids
+    person, _ = pd.factorize(df["participant_id"])
+    weights = resampling.bootstrap_weights(int(person.max()) + 1 if len(df) else 0, resamples, seed)
 
     # Q2 choices, one row per chosen explainer
     chosen = df.assign(choice=df["q2_choice"].map(split_choices)).explode("choice")
     chosen = chosen.dropna(subset=["choice"])
     names = _explainer_names(chosen, shown, explainers)
     counts = chosen["choice"].value_counts().reindex(names, fill_value=0).astype("int64")
-    choices = _choice_table(counts)
+    answered = df[df["q2_choice"].map(lambda v: len(split_choices(v)) > 0).astype(bool)]
+    indicator = choice_indicator(answered, names)
+    choices = _choice_table(counts, len(answered))
+    low, high = resampling.bootstrap_ratio(
+        _per_person(person[answered.index], indicator.to_numpy(), weights),
+        _per_person(person[answered.index], np.ones((len(answered), len(names))), weights),
+        weights,
+    )
+    choices["boot_low"], choices["boot_high"] = low, high
+
+    long = choice_sets(df, names, animation_metrics)  # the choice model's data
 
     # Q1 accuracy
     q1 = df[df["q1_answer"].notna() | df["q1_correct"].notna()]
@@ -244,18 +377,33 @@ def analyze(
         overview=_overview(everyone, people, df, masks),
         reached=_reached(people),
         demographics=_demographics(people),
-        accuracy_overall=_accuracy_rows([("all", q1)]),
-        accuracy_by_video=_accuracy_rows((v, q1[q1["video_id"] == v]) for v in videos),
-        accuracy_by_familiarity=_accuracy_rows((lv, q1[fam == lv]) for lv in levels),
+        accuracy_overall=_boot_accuracy(
+            _accuracy_rows([("all", q1)]), q1, pd.Series("all", index=q1.index), person, weights
+        ),
+        accuracy_by_video=_boot_accuracy(
+            _accuracy_rows((v, q1[q1["video_id"] == v]) for v in videos),
+            q1,
+            q1["video_id"],
+            person,
+            weights,
+        ),
+        accuracy_by_familiarity=_boot_accuracy(
+            _accuracy_rows((lv, q1[fam == lv]) for lv in levels), q1, fam, person, weights
+        ),
         choices=choices,
         video_table=video_table,
         tests={
-            "chi2_gof": stats.goodness_of_fit(counts.to_numpy()),
-            "chi2_independence": stats.independence(video_table.to_numpy()),
-            "fleiss_kappa": _kappa(df, names),
+            "chi2_gof": stats.goodness_of_fit(indicator.to_numpy()),
+            "chi2_independence": _video_dependence(
+                chosen, video_table, person, df, permutations, seed
+            ),
+            "fleiss_kappa": _kappa(df, names, person),
         },
-        sign_tests=stats.pairwise_sign_tests(chosen, names),
+        sign_tests=stats.pairwise_sign_tests(indicator, answered["participant_id"], names),
         correlations=stats.metric_correlations(choices, metrics, METRIC_NAMES),
+        model=fit_choice_model(long, names),
+        model_by={by: fit_choice_model(long, names, by=by) for by in MODERATORS},
+        accuracy_model=accuracy_model(q1, person),
         metrics=metrics,
         stats=pd.DataFrame(),
     )
@@ -298,6 +446,27 @@ def stats_table(result: Analysis) -> pd.DataFrame:
     for r in result.correlations.itertuples():
         for stat in ("spearman_rho", "p_value", "n"):
             rows.append(("preference_vs_metric", stat, r.metric, float(getattr(r, stat))))
+    model = result.model
+    rows.append(("choice_model", "answers", "", float(model.answers)))
+    rows.append(("choice_model", "participants", "", float(model.participants)))
+    for r in model.table.itertuples():
+        for stat in MODEL_COLUMNS[1:]:
+            rows.append(("choice_model", stat, r.term, float(getattr(r, stat))))
+    for i, term in enumerate(model.table["term"]):
+        se = float(model.se_model[i]) if i < len(model.se_model) else math.nan
+        rows.append(("choice_model", "se_unclustered", term, se))
+    for by, moderated in result.model_by.items():
+        for r in moderated.table.itertuples():
+            for stat in MODEL_COLUMNS[1:]:
+                rows.append((f"choice_model_by_{by}", stat, r.term, float(getattr(r, stat))))
+        for key, value in moderated.joint.get("moderator", {}).items():
+            rows.append((f"choice_model_by_{by}_wald", "moderator", key, float(value)))
+    for r in result.accuracy_model.itertuples():
+        for stat in MODEL_COLUMNS[1:]:
+            rows.append(("q1_accuracy_model", stat, r.term, float(getattr(r, stat))))
+    for kind, values in model.joint.items():
+        for key, value in values.items():
+            rows.append(("choice_model_wald", kind, key, float(value)))
     out = pd.DataFrame(rows, columns=["group", "statistic", "key", "value"])
     return out.astype("object")
 
