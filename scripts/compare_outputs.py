@@ -6,7 +6,8 @@ Every file present in either folder is compared:
   times) are ignored and numbers must agree to ``--rtol`` (default 1e-6);
 - ``.csv``: compared cell by cell, numbers to ``--rtol``, the ``seconds`` column ignored;
 - ``.npz``: every array, to ``--rtol``;
-- ``.md``/``.txt``/``.stdout``: line by line, after removing run times (``12.3 s``);
+- ``.md``/``.txt``/``.stdout``: line by line, after removing run times (``12.3 s``) and
+  the two folders' own paths (a command prints where it wrote);
 - anything else (MP4, PNG): byte for byte, reported separately as "binary differs"
   (H.264 and PNG encoders are deterministic here, so a difference is worth a look).
 
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 
 IGNORED_KEYS = {"seconds"}
-TIME_RE = re.compile(r"\d+(\.\d+)?\s*s\b|\d+:\d\d(:\d\d)?")
+TIME_RE = re.compile(r"\s*(\d+(\.\d+)?\s*s\b|\d+:\d\d(:\d\d)?)")
 
 
 def _close(a, b, rtol: float) -> bool:
@@ -108,9 +109,14 @@ def _npz(a: Path, b: Path, rtol: float, rel: str, out: list[str]) -> None:
                 out.append(f"{rel}[{k}]: differs")
 
 
-def _text(a: Path, b: Path, rel: str, out: list[str]) -> None:
-    la = [TIME_RE.sub("<t>", s) for s in a.read_text().splitlines()]
-    lb = [TIME_RE.sub("<t>", s) for s in b.read_text().splitlines()]
+def _text(a: Path, b: Path, rel: str, out: list[str], roots: tuple[str, str]) -> None:
+    """Line by line, with run times and the two output folders' own paths masked."""
+
+    def lines(path: Path, root: str) -> list[str]:
+        text = path.read_text().replace(root, "<out>")
+        return [TIME_RE.sub(" <t>", s) for s in text.splitlines()]
+
+    la, lb = lines(a, roots[0]), lines(b, roots[1])
     if la == lb:
         return
     for i, (x, y) in enumerate(zip(la, lb, strict=False), start=1):
@@ -141,7 +147,7 @@ def compare(before: Path, after: Path, rtol: float = 1e-6) -> tuple[list[str], l
         elif suffix == ".npz":
             _npz(a, b, rtol, name, diffs)
         elif suffix in (".md", ".txt", ".stdout"):
-            _text(a, b, name, diffs)
+            _text(a, b, name, diffs, (str(before), str(after)))
         elif a.read_bytes() != b.read_bytes():
             binary.append(f"{name}: binary differs")
     return diffs, binary, len(files)
