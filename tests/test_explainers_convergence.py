@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from xai_study.detectors.contract import aggregate_logits, batched_logits
 from xai_study.errors import XaiStudyError
 from xai_study.explainers import create_explainer
 from xai_study.explainers.convergence import (
@@ -39,12 +40,24 @@ class Saturating(torch.nn.Module):
         self.inner = make_region_detector(input_size=SIZE, region=(0.0, 0.0, 1.0, 1.0))
         self.config = self.inner.config
         self.gradcam_layer = self.inner.gradcam_layer
+        self.batch_size, self.meta, self.threshold = 16, {}, 0.5
+        self.input_size, self.mean, self.std = SIZE, self.inner.mean, self.inner.std
 
     def preprocess(self, frames):
         return self.inner.preprocess(frames)
 
     def forward(self, x):
         return 3.0 * torch.tanh(self.inner(x) / 2.0)
+
+    # the rest of the detector contract (xai_study.detectors.contract)
+    def frame_logits(self, frames):
+        return batched_logits(self, frames, self.batch_size)
+
+    def aggregate(self, logits):
+        return aggregate_logits(logits)
+
+    def video_score(self, frames):
+        return self.aggregate(self.frame_logits(frames))
 
 
 def mean_colour(frames):

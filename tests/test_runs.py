@@ -77,12 +77,14 @@ def test_progress_cancel():
 def test_detector_set_uses_objects_and_loads_once(toys, monkeypatch):
     loads = []
     import xai_study.detectors as detectors_pkg
+    import xai_study.runs.detectors as resolver
 
     def fake_load(spec, device="cpu"):
         loads.append(spec)
         return toys["plain"]
 
     monkeypatch.setattr(detectors_pkg, "load_detector", fake_load)
+    monkeypatch.setattr(resolver, "_CACHE", {})  # keep the toy out of the process cache
     dets = DetectorSet({"ltpa": toys["ltpa"]})
     assert dets.for_explainer("ltpa") is toys["ltpa"]
     assert dets.for_explainer("gradcam") is dets.verdict

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from xai_study.errors import XaiStudyError
-from xai_study.explainers.base import Explainer, register
+from xai_study.explainers.base import Explainer, check_positive_int, register
 from xai_study.explainers.gradcam import GradCamExplainer
 from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExplainer
 
@@ -85,7 +85,9 @@ class NullRandomModel(Explainer):
     defaults = {"batch_size": 0, "seed": 0}
 
     def check_params(self) -> None:
-        GradCamExplainer.check_params(self)
+        check_positive_int("batch_size", self.params["batch_size"], 0)
+        if self.detector.gradcam_layer is None:
+            raise XaiStudyError("this detector has no 'gradcam_layer' for Grad-CAM")
 
     def _explain(self, frames, sign, progress):
         from xai_study.detectors.randomise import randomise_model

@@ -213,8 +213,8 @@ def summary_markdown(summary, per_video=None, title: str = "Explanation metrics"
         )
         lines.append("")
         shown = [m for m in ("V", "tau", "rho", "mu", "I") if (paper[0], "fake", m) in lookup]
-        header = "".join(f" {LABELS[m]} paper | {LABELS[m]} here |" for m in shown)
-        lines.append("| explainer |" + header)
+        pairs = "".join(f" {LABELS[m]} paper | {LABELS[m]} here |" for m in shown)
+        lines.append("| explainer |" + pairs)
         lines.append("|" + "---|" * (1 + 2 * len(shown)))
         for e in paper:
             cells = [e]

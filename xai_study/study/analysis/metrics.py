@@ -11,7 +11,7 @@ from xai_study.errors import StudyError
 from xai_study.explainers import paper_explainers
 from xai_study.metrics.paper import PAPER_RESULTS
 
-METRIC_NAMES = ("V", "tau", "rho", "mu")
+METRIC_NAMES = ("V", "tau", "rho", "mu", "I")
 _METRIC_ALIASES = {
     "v": "V",
     "variance": "V",
