@@ -24,6 +24,7 @@ from xai_study.detectors.contract import (
     VideoDetector,
     aggregate_logits,
     batched_logits,
+    check_attention_detector,
     check_detector,
     contract_gaps,
     sigmoid,
@@ -122,6 +123,9 @@ def test_objects_short_of_the_contract_are_a_one_line_error() -> None:
     with pytest.raises(XaiStudyError, match="does not implement the detector contract") as exc:
         check_detector(bare)
     assert "\n" not in str(exc.value) and "frame_logits" in str(exc.value)
+    assert "attention" in contract_gaps(bare, AttentionDetector)
+    with pytest.raises(XaiStudyError, match="detector contract"):
+        check_attention_detector(bare)
     with pytest.raises(XaiStudyError, match="detector contract"):
         create_explainer("gradcam", bare)
     with pytest.raises(XaiStudyError, match="detector contract"):

@@ -63,8 +63,6 @@ if TYPE_CHECKING:
 #: Video aggregations of frame logits (``config["aggregation"]``).
 AGGREGATIONS = ("mean_logit", "mean_prob", "median")
 
-Frames = np.ndarray  # (T, H, W, 3) uint8 RGB face crops
-
 
 @runtime_checkable
 class FrameClassifier(Protocol):
@@ -173,18 +171,16 @@ def aggregate_logits(logits: Sequence[float] | np.ndarray, how: str = "mean_logi
     arr = np.asarray(logits, dtype=np.float64).reshape(-1)
     if arr.size == 0:
         raise XaiStudyError("no frame scores to aggregate")
+    check_aggregation(how)
     if how == "mean_logit":
         return float(sigmoid(arr.mean()))
     if how == "mean_prob":
         return float(sigmoid(arr).mean())
-    if how == "median":
-        return float(sigmoid(np.median(arr)))
-    raise XaiStudyError(
-        f"unknown video aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}"
-    )
+    return float(sigmoid(np.median(arr)))  # median
 
 
 def check_aggregation(how: str) -> str:
+    """``how`` when it is one of :data:`AGGREGATIONS`, else a one-line user error."""
     if how not in AGGREGATIONS:
         raise XaiStudyError(
             f"unknown video aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}"

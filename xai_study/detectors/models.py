@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from xai_study.detectors.contract import (
-    AGGREGATIONS,
     aggregate_logits,
     batched_logits,
     check_aggregation,
@@ -32,8 +31,6 @@ from xai_study.errors import XaiStudyError
 
 if TYPE_CHECKING:
     from xai_study.detectors.contract import AttentionDetector, VideoDetector
-
-__all__ = ["AGGREGATIONS", "ARCHS", "Detector", "aggregate_logits", "create_detector"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
