@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from xai_study.errors import XaiStudyError
-from xai_study.explainers.base import Explainer, check_positive_int, register
+from xai_study.explainers.base import Explainer, register
 from xai_study.explainers.gradcam import GradCamExplainer
 from xai_study.explainers.supervoxels import SUPERVOXEL_DEFAULTS, SupervoxelExplainer
 
@@ -75,19 +75,15 @@ class NullSupervoxels(SupervoxelExplainer):
 
 
 @register
-class NullRandomModel(Explainer):
+class NullRandomModel(GradCamExplainer):
+    """Grad-CAM (its parameters and their checks) on a randomised copy of the detector."""
+
     name = "null_random_model"
     label = "Null: random model"
+    paper_rank = 0
+    paper_label = ""
     null = True
-    signed = False
-    requires = None
     description = "null: Grad-CAM of a copy of the detector with re-initialised weights"
-    defaults = {"batch_size": 0, "seed": 0}
-
-    def check_params(self) -> None:
-        check_positive_int("batch_size", self.params["batch_size"], 0)
-        if self.detector.gradcam_layer is None:
-            raise XaiStudyError("this detector has no 'gradcam_layer' for Grad-CAM")
 
     def _explain(self, frames, sign, progress):
         from xai_study.detectors.randomise import randomise_model
