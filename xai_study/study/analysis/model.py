@@ -402,6 +402,31 @@ def _design(
     return kept, notes
 
 
+def coefficient_table(names, beta, se, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per term (:data:`MODEL_COLUMNS`): coefficient, SE, Wald z and p, the
+    ``1 - alpha`` interval and the odds ratio (shared by the choice and accuracy models)."""
+    from scipy.stats import norm
+
+    beta, se = np.asarray(beta, dtype=float), np.asarray(se, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = beta / se
+    q = float(norm.ppf(1 - alpha / 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return pd.DataFrame(
+            {
+                "term": list(names),
+                "coef": beta,
+                "se": se,
+                "z": z,
+                "p_value": 2 * norm.sf(np.abs(z)),
+                "ci_low": beta - q * se,
+                "ci_high": beta + q * se,
+                "odds_ratio": np.exp(beta),
+            },
+            columns=list(MODEL_COLUMNS),
+        )
+
+
 def fit_choice_model(
     long: pd.DataFrame,
     names: Sequence[str],
@@ -420,7 +445,6 @@ def fit_choice_model(
     ``explainer:NAME*screen:small``) and their joint test ``moderator``: does the
     preference differ between the levels?
     """
-    from scipy.stats import norm
 
     if long.empty:
         return empty_model("no Q2 answers")
@@ -451,23 +475,7 @@ def fit_choice_model(
         return model
     beta = fit["params"]
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = beta / se
-    q = float(norm.ppf(1 - alpha / 2))
-    with np.errstate(over="ignore", invalid="ignore"):
-        table = pd.DataFrame(
-            {
-                "term": [t[0] for t in terms],
-                "coef": beta,
-                "se": se,
-                "z": z,
-                "p_value": 2 * norm.sf(np.abs(z)),
-                "ci_low": beta - q * se,
-                "ci_high": beta + q * se,
-                "odds_ratio": np.exp(beta),
-            },
-            columns=list(MODEL_COLUMNS),
-        )
+    table = coefficient_table([t[0] for t in terms], beta, se, alpha)
     kinds = [t[1] for t in terms]
     joint = {
         kind: wald(beta, cov, [i for i, k in enumerate(kinds) if k == kind], n_clusters)

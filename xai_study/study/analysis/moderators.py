@@ -10,21 +10,19 @@ gives an empty table.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from xai_study.study.analysis.cleaning import FAMILIARITY_ORDER, SCREEN_ORDER, order_levels
-from xai_study.study.analysis.model import MODEL_COLUMNS
+from xai_study.study.analysis.model import MODEL_COLUMNS, coefficient_table
 
 
 def accuracy_model(q1: pd.DataFrame, person: np.ndarray) -> pd.DataFrame:
     """Terms ``familiarity:LEVEL`` and ``screen:LEVEL`` (log odds of a correct Q1 answer
     relative to the reference level), columns :data:`~.model.MODEL_COLUMNS`, plus the
     ``intercept``. ``q1``: the Q1 answers; ``person``: participant codes per row."""
-    from scipy.stats import norm
 
     empty = pd.DataFrame(columns=list(MODEL_COLUMNS))
     if len(q1) < 10:
@@ -59,18 +57,4 @@ def accuracy_model(q1: pd.DataFrame, person: np.ndarray) -> pd.DataFrame:
     beta, se = np.asarray(fit.params), np.asarray(fit.bse)
     if not np.all(np.isfinite(beta)):
         return empty
-    z = beta / se
-    q = norm.ppf(0.975)
-    return pd.DataFrame(
-        {
-            "term": names,
-            "coef": beta,
-            "se": se,
-            "z": z,
-            "p_value": 2 * norm.sf(np.abs(z)),
-            "ci_low": beta - q * se,
-            "ci_high": beta + q * se,
-            "odds_ratio": [math.exp(b) for b in beta],
-        },
-        columns=list(MODEL_COLUMNS),
-    )
+    return coefficient_table(names, beta, se)
