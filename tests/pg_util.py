@@ -8,11 +8,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from study_util import free_port
 
 
 class PgUnavailable(RuntimeError):
@@ -29,12 +30,6 @@ def _bin_dir() -> Path:
     raise PgUnavailable(
         "no PostgreSQL server binaries (initdb/pg_ctl); install Debian's 'postgresql' package"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_postgres() -> tuple[str, callable]:
@@ -60,7 +55,7 @@ def start_postgres() -> tuple[str, callable]:
             raise PgUnavailable("running as root without 'runuser' to drop privileges")
         prefix = [runuser, "-u", user.pw_name, "--"]
     data = tmp / "data"
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str, timeout: float = 60) -> None:
         proc = subprocess.run(

@@ -79,3 +79,12 @@ def assert_unique(values) -> None:
 
 
 __all__ = ["EXPLAINERS", "assert_unique", "make_study", "np"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for test servers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -3,12 +3,11 @@ PROLIFIC_PID, and a second browser with a known PROLIFIC_PID gets no session."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from browser_util import CHROMIUM, chromium_page
-from study_util import make_study
+from study_util import free_port, make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
@@ -18,12 +17,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(study_dir: Path, db_url: str, port: int):
@@ -47,7 +40,7 @@ def _to_first_section(page, expect) -> None:
 def test_a_reload_after_a_restart_resumes(tmp_path):
     make_study(tmp_path / "tiny", n_sections=2)
     db_url = f"sqlite:///{tmp_path / 'b.db'}"
-    port = _free_port()  # the same origin after the restart (browser storage is per origin)
+    port = free_port()  # the same origin after the restart (browser storage is per origin)
     blocks, url, ctx = _start(tmp_path / "tiny", db_url, port)
     try:
         with chromium_page(viewport={"width": 1280, "height": 900}) as (page, expect):
@@ -68,7 +61,7 @@ def test_a_reload_after_a_restart_resumes(tmp_path):
 
 def test_a_second_browser_with_a_known_prolific_pid_gets_nothing(tmp_path):
     make_study(tmp_path / "tiny", n_sections=2)
-    blocks, url, ctx = _start(tmp_path / "tiny", f"sqlite:///{tmp_path / 'c.db'}", _free_port())
+    blocks, url, ctx = _start(tmp_path / "tiny", f"sqlite:///{tmp_path / 'c.db'}", free_port())
     link = f"{url}?PROLIFIC_PID=pp-browser&STUDY_ID=st&SESSION_ID=se"
     try:
         with chromium_page(viewport={"width": 1280, "height": 900}) as (page, expect):

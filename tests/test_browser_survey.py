@@ -4,12 +4,11 @@ consent page to the completion code, with a reload in the middle (resume)."""
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import pytest
 from browser_util import CHROMIUM, chromium_page
-from study_util import make_study
+from study_util import free_port, make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
@@ -21,12 +20,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from xai_study.ui.app import serve
@@ -34,7 +27,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_study(root / "tiny", n_sections=2)
     ctx = AppContext(study=load_study(root / "tiny"), db=Database(f"sqlite:///{root / 'b.db'}"))
-    blocks, url = serve(ctx, "127.0.0.1", _free_port(), block=False)
+    blocks, url = serve(ctx, "127.0.0.1", free_port(), block=False)
     yield url, ctx
     blocks.close()
 

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import requests
-from study_util import make_study
+from study_util import free_port, make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
 from xai_study.ui.context import AppContext
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ def app(tmp_path_factory):
     ctx = AppContext(study=load_study(study_dir), db=Database(url), admin_password="s3cret")
     old_delay = results.WRONG_PASSWORD_DELAY
     results.WRONG_PASSWORD_DELAY = 0.0
-    blocks, base = serve(ctx, "127.0.0.1", _free_port(), block=False)
+    blocks, base = serve(ctx, "127.0.0.1", free_port(), block=False)
     fn_index = next(i for i, f in blocks.fns.items() if f.name == "show")
     yield {"url": base.rstrip("/"), "ctx": ctx, "blocks": blocks, "fn": fn_index}
     blocks.close()

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 import requests
-from study_util import make_study
+from study_util import free_port, make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
 from xai_study.ui.context import AppContext
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def server(tmp_path_factory):
         admin_password="pw",
         max_upload_mb=1,
     )
-    blocks, url = serve(ctx, "127.0.0.1", _free_port(), db_path=db_path, block=False)
+    blocks, url = serve(ctx, "127.0.0.1", free_port(), db_path=db_path, block=False)
     yield {"url": url, "ctx": ctx, "db_path": db_path, "client": Client(url, verbose=False)}
     blocks.close()
 

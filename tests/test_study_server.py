@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import socket
 from pathlib import Path
 
 import pytest
 import requests
-from study_util import make_study
+from study_util import free_port, make_study
 from test_study_app import IDX, call
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
 from xai_study.ui.context import AppContext
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def _serve(study_dir: Path, db_url: str, **ctx_kwargs):
     from xai_study.ui.app import serve
 
     ctx = AppContext(study=load_study(study_dir), db=Database(db_url), **ctx_kwargs)
-    blocks, url = serve(ctx, "127.0.0.1", _free_port(), block=False)
+    blocks, url = serve(ctx, "127.0.0.1", free_port(), block=False)
     return blocks, url, ctx
 
 
@@ -131,7 +124,7 @@ def tiny_app():
         gr.Button("answer").click(lambda x: f"stored {x}", box, out, api_name="answer")
     uploads = Uploads(per_client=3, max_age_s=3600)
     url = launch_guarded(
-        blocks, "127.0.0.1", _free_port(), concurrency=4, max_queue=400, uploads=uploads
+        blocks, "127.0.0.1", free_port(), concurrency=4, max_queue=400, uploads=uploads
     )
     blocks._queue.pending_messages_per_session.max_size = 40
     blocks.uploads = uploads
