@@ -28,6 +28,7 @@ from xai_study.detectors.contract import (
     check_detector,
     contract_gaps,
     sigmoid,
+    use_channels_last,
 )
 from xai_study.errors import XaiStudyError
 from xai_study.explainers import create_explainer
@@ -134,6 +135,33 @@ def test_objects_short_of_the_contract_are_a_one_line_error() -> None:
     assert batched_logits(bare, CROPS, 2).shape == (3,)
     # a plain function of clips stays a valid scorer for the metrics
     assert as_scorer(np.mean) is np.mean
+
+
+def test_batched_logits_runs_convolutional_detectors_channels_last() -> None:
+    """The layout changes speed, not logits; the opt-out keeps the default layout."""
+    torch.manual_seed(0)
+    converted = create_detector("plain", input_size=32).eval()
+    kept = create_detector("plain", input_size=32).eval()
+    kept.load_state_dict(converted.state_dict())
+    kept._xs_channels_last = False
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    got, want = batched_logits(converted, frames, 2), batched_logits(kept, frames, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    conv = next(p for p in converted.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert next(p for p in kept.parameters() if p.dim() == 4).is_contiguous()
+    assert not use_channels_last(kept)
+    # gradients still flow through the converted model with an ordinary NCHW input
+    x = converted.preprocess(frames[:2]).requires_grad_(True)
+    converted(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_detectors_without_4d_weights_are_left_in_their_layout() -> None:
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 1))
+    assert not use_channels_last(linear)
+    got = batched_logits(linear, torch.zeros(2, 3, 4, 4), 1)
+    assert got.shape == (2,)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 7])
