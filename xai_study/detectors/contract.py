@@ -248,7 +248,7 @@ def use_channels_last(detector: FrameClassifier) -> bool:
         weights = [p for p in params() if p.dim() == 4] if callable(params) else []
         flag = bool(weights)
         if flag:
-            detector.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
+            detector.to(memory_format=torch.channels_last)  # type: ignore[attr-defined]
         try:
             detector._xs_channels_last = flag  # type: ignore[attr-defined]
         except AttributeError:  # objects that refuse new attributes: decide every call
