@@ -25,7 +25,9 @@ def resolve_device(device: object = None) -> str:
     try:
         parsed = torch.device(text)
     except (RuntimeError, TypeError, ValueError):
-        raise XaiStudyError(f"unknown device {text!r} (use auto, cpu, cuda or cuda:N)") from None
+        raise XaiStudyError(
+            f"unknown torch device {text!r} (use auto, cpu, cuda or cuda:N)"
+        ) from None
     if parsed.type not in ("cpu", "cuda"):
         raise XaiStudyError(f"unsupported device {text!r} (use auto, cpu, cuda or cuda:N)")
     if parsed.type == "cuda":

@@ -185,6 +185,8 @@ def make_context(args: argparse.Namespace):
     from xai_study.study.spec import load_study
     from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
+    specs = detector_specs(args, ("--models", _models_dir_specs(getattr(args, "models", None))))
+    dets = detector_set(args, specs, load=False)  # run_serve loads them
     study = load_study(args.study)
     url = args.db or default_db_url(study.root)
     db = Database(url)
@@ -193,8 +195,6 @@ def make_context(args: argparse.Namespace):
         name = make_url(db.url).database
         if name and name != ":memory:":
             db_path = Path(name).resolve()
-    specs = detector_specs(args, ("--models", _models_dir_specs(getattr(args, "models", None))))
-    dets = detector_set(args, specs, load=False)
     ctx = AppContext(
         study=study,
         db=db,
