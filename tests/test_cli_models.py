@@ -339,3 +339,37 @@ def test_detect_takes_an_icpr_file(tmp_path, short_face_video, capsys):
     assert json.loads(capsys.readouterr().out)["arch"] == "bonettini"
     assert main([*argv, "--model", f"bonettini={plain}"]) == 2
     assert "that is a plain detector" in capsys.readouterr().err
+
+
+def test_faces_takes_the_device_too(tmp_path, short_face_video, capsys):
+    from xai_study.commands.faces import DEFAULT_BATCH_SIZE
+    from xai_study.video.faces import DEFAULT_BATCH_SIZE as MTCNN_BATCH
+
+    assert DEFAULT_BATCH_SIZE == MTCNN_BATCH
+    argv = ["faces", str(short_face_video), "--out", str(tmp_path / "f"), "--frames", "2"]
+    assert main([*argv, "--device", "cpu", "--batch-size", "1", "--quiet"]) == 0
+    assert len(list((tmp_path / "f").glob("face_*.png"))) == 2
+    if not torch.cuda.is_available():
+        assert main([*argv, "--device", "cuda"]) == 2
+        assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_the_face_detector_runs_on_the_device_asked_for(data_dir):
+    from PIL import Image
+
+    from xai_study.video.faces import detect_faces, get_mtcnn
+
+    cpu = get_mtcnn("cpu")
+    assert next(cpu.parameters()).device.type == "cpu"
+    assert get_mtcnn("auto") is get_mtcnn(None)
+    assert get_mtcnn(None) is get_mtcnn("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(XaiStudyError, match="unknown torch device"):
+        get_mtcnn("gpu")
+    img = np.asarray(Image.open(data_dir / "single_face.jpg").convert("RGB"))
+    on_cpu = detect_faces(img, device="cpu")[0]
+    assert len(on_cpu) == 1
+    if torch.cuda.is_available():
+        assert next(get_mtcnn("cuda").parameters()).device.type == "cuda"
+        on_gpu = detect_faces(img, device="cuda")[0]
+        assert len(on_gpu) == 1
+        np.testing.assert_allclose(on_gpu[0].box, on_cpu[0].box, atol=2.0)
