@@ -29,7 +29,7 @@ examples:
   xai-study explain clip.mp4 --out out/ --explainers gradcam,shap3d --frames 8
   xai-study explain clip.mp4 --out out/ --preset paper --target real
   xai-study explain clip.mp4 --out out/ --model plain=my_detector.pt --paste-back
-  xai-study explain clip.mp4 --out out/ --model plain=B4.pth --model bonettini=B4Att.pth \
+  xai-study explain clip.mp4 --out out/ --model plain=B4.pth --model bonettini=B4Att.pth \\
       --explainers gradcam,bonettini --device cuda --batch-size 16
   xai-study explain clip.mp4 --out out/ --explainers shap3d --param shap3d.nsamples=256"""
 

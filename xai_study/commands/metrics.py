@@ -58,7 +58,7 @@ examples:
       --explainers gradcam,shap3d,ltpa,bonettini,null_centre,null_supervoxels \\
       --out results/demo --preset fast
   xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test
-  xai-study evaluate --data labels.csv --explainers gradcam,bonettini --out r \
+  xai-study evaluate --data labels.csv --explainers gradcam,bonettini --out r \\
       --model plain=B4.pth --model bonettini=B4Att.pth --device cuda"""
 
 
