@@ -201,7 +201,7 @@ def test_training_does_not_depend_on_the_face_cache(tiny_data: Path, tmp_path, m
 
     cache = tmp_path / "cache"
     states = []
-    monkeypatch.setattr(faces, "_MODEL", None)  # as in a fresh process: MTCNN not built
+    monkeypatch.setattr(faces, "_MODELS", {})  # as in a fresh process: MTCNN not built
     for run in ("extract", "cached"):
         cfg = TrainConfig(
             arch="plain", data=str(tiny_data), out=str(tmp_path / f"{run}.pt"), epochs=1,

@@ -174,7 +174,7 @@ def test_cli_explain_writes_maps_animations_grid_and_summary(
     checkpoints, short_face_video, tmp_path, capsys
 ):
     out = tmp_path / "out"
-    models = ",".join(f"{a}={p}" for a, p in checkpoints.items())
+    models = [arg for a, p in checkpoints.items() for arg in ("--model", f"{a}={p}")]
     rc = main(
         [
             "explain",
@@ -185,8 +185,7 @@ def test_cli_explain_writes_maps_animations_grid_and_summary(
             "gradcam,shap3d,ltpa,bonettini",
             "--frames",
             "3",
-            "--models",
-            models,
+            *models,
             "--param",
             "shap3d.nsamples=20",
             "--param",
@@ -213,8 +212,9 @@ def test_cli_explain_writes_maps_animations_grid_and_summary(
         (["--param", "shap3d.nope=1"], "has no parameter nope"),
         (["--param", "oops"], "expected NAME.KEY=VALUE"),
         (["--param", "lime3d.num_samples=5"], "not in --explainers"),
-        (["--models", "weird=x.pt"], "unknown detector role"),
-        (["--models", "plain=/no/such/file.pt"], "no such checkpoint"),
+        (["--model", "weird=x.pt"], "unknown detector role"),
+        (["--model", "plain=/no/such/file.pt"], "no such checkpoint"),
+        (["--models", "plain=/no/such/file.pt"], "no such checkpoint"),  # deprecated
         (["--explainers", ","], "empty"),
         (["--device", "tpu9"], "unknown torch device"),
     ],
@@ -243,7 +243,7 @@ def test_cli_explain_help(capsys):
         main(["explain", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for word in ("--explainers", "--preset", "--frames", "--target", "--models", "summary.json"):
+    for word in ("--explainers", "--preset", "--frames", "--target", "--model", "summary.json"):
         assert word in text
 
 

@@ -8,10 +8,14 @@ import shlex
 import statistics
 import sys
 
+from xai_study.commands import add_detector_options, detector_specs, one_detector
+
 ARCH_CHOICES = ["plain", "bonettini", "ltpa", "xception", "mesoinception4"]
 
 
 def register(subparsers) -> None:
+    from xai_study.devices import DEVICE_HELP
+
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = subparsers.add_parser(
@@ -98,7 +102,7 @@ def register(subparsers) -> None:
         default=None,
         help="stop after the epoch that passes this wall-clock budget",
     )
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    p.add_argument("--device", default="auto", metavar="DEV", help=DEVICE_HELP)
     p.add_argument("--cache-dir", default=".xai_study_cache/faces", help="face-crop cache folder")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half size)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -111,16 +115,14 @@ def register(subparsers) -> None:
             "Score a video: faces are detected and cropped on evenly spaced frames, every "
             "crop gets a logit, the video P(fake) is the sigmoid of the mean logit (or the "
             "checkpoint's aggregation).\n\nexamples:\n  xai-study detect clip.mp4\n"
-            "  xai-study detect clip.mp4 --model ltpa --json"
+            "  xai-study detect clip.mp4 --model ltpa --json\n"
+            "  xai-study detect clip.mp4 --model plain=EfficientNetB4_DFDC_bestval.pth "
+            "--device cuda"
         ),
         formatter_class=fmt,
     )
     p.add_argument("video", help="video file (or image)")
-    p.add_argument(
-        "--model",
-        default="plain",
-        help="plain, bonettini, ltpa (demo checkpoints) or a checkpoint path",
-    )
+    add_detector_options(p, many=False)
     p.add_argument("--frames", type=int, default=32, help="frames sampled (default 32)")
     p.add_argument(
         "--aggregation",
@@ -145,7 +147,7 @@ def register(subparsers) -> None:
         ),
         formatter_class=fmt,
     )
-    p.add_argument("--model", default="plain", help="demo name or checkpoint path")
+    add_detector_options(p, many=False)
     p.add_argument("--data", required=True, metavar="LABELS.csv", help="labels CSV")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
@@ -216,14 +218,23 @@ def _detect(args) -> int:
     from xai_study.detectors.evaluate import format_p
     from xai_study.runs.detect import detect_video
 
-    result = detect_video(args.video, args.model, args.frames, args.aggregation)
+    arch, model = one_detector(detector_specs(args), "detect")
+    result = detect_video(
+        args.video,
+        model,
+        args.frames,
+        args.aggregation,
+        device=args.device,
+        batch_size=args.batch_size,
+        role=arch,
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     scores = result["frame_scores"]
     print(
         f"{args.video}: P(fake) = {format_p(result['p_fake'])} ({result['label']} at threshold "
-        f"{format_p(result['threshold'])}), model {args.model}"
+        f"{format_p(result['threshold'])}), model {model}"
     )
     print(
         f"{len(scores)} of {result['frames_sampled']} sampled frames with a face; "
@@ -237,8 +248,9 @@ def _evaluate(args) -> int:
     from xai_study.detectors.evaluate import clean_json
     from xai_study.runs.detect import evaluate_detector
 
+    arch, model = one_detector(detector_specs(args), "evaluate-detector")
     run = evaluate_detector(
-        args.model,
+        model,
         args.data,
         split=args.split,
         frames=args.frames,
@@ -247,11 +259,14 @@ def _evaluate(args) -> int:
         save_threshold=args.save_threshold,
         save_to_checkpoint=args.save_to_checkpoint,
         progress=not args.quiet,
+        device=args.device,
+        batch_size=args.batch_size,
+        role=arch,
     )
     if args.json:
         print(json.dumps(clean_json(run.metrics), indent=2))
     else:
-        _print_evaluation(args.model, args.split, run)
+        _print_evaluation(model, args.split, run)
     return 0
 
 

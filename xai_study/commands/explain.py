@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xai_study.commands import positive_int
+from xai_study.commands import add_detector_options, detector_set, detector_specs, positive_int
 
 DESCRIPTION = """\
 Extract the face clip of VIDEO, score it with the plain detector, explain the score with
@@ -28,7 +28,9 @@ examples:
   xai-study explain clip.mp4 --out out/
   xai-study explain clip.mp4 --out out/ --explainers gradcam,shap3d --frames 8
   xai-study explain clip.mp4 --out out/ --preset paper --target real
-  xai-study explain clip.mp4 --out out/ --models plain=my_detector.pt --paste-back
+  xai-study explain clip.mp4 --out out/ --model plain=my_detector.pt --paste-back
+  xai-study explain clip.mp4 --out out/ --model plain=B4.pth --model bonettini=B4Att.pth \\
+      --explainers gradcam,bonettini --device cuda --batch-size 16
   xai-study explain clip.mp4 --out out/ --explainers shap3d --param shap3d.nsamples=256"""
 
 
@@ -93,12 +95,12 @@ def register(subparsers) -> None:
         default="fake",
         help="explain the fake logit or its negation, 'real' (default: fake)",
     )
+    add_detector_options(p)
     p.add_argument(
         "--models",
         metavar="ARCH=MODEL,...",
         default="",
-        help="detectors to use instead of the demo checkpoints, e.g. "
-        "'plain=ckpt.pt,ltpa=ltpa.pt' (a bare 'ckpt.pt' replaces the plain detector)",
+        help="deprecated: comma-separated --model values (use --model, repeated)",
     )
     p.add_argument(
         "--param",
@@ -121,12 +123,6 @@ def register(subparsers) -> None:
         "--paste-back",
         action="store_true",
         help="also write <name>_full.mp4: the overlay pasted into the full video frames",
-    )
-    p.add_argument(
-        "--device",
-        default=None,
-        metavar="DEV",
-        help="torch device for the detectors, e.g. cpu or cuda (default: cuda if available)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -178,9 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 f"(it has: {', '.join(sorted(cls.defaults))})"
             )
     params = {explainer_class(n).name: kw for n, kw in params.items()}
-    from xai_study.runs.detectors import parse_detector_specs
-
-    models = parse_detector_specs([args.models], option="--models")
+    dets = detector_set(args, detector_specs(args, ("--models", [args.models])))
 
     from tqdm import tqdm
 
@@ -200,13 +194,12 @@ def run(args: argparse.Namespace) -> int:
             preset=args.preset,
             num_frames=args.frames,
             target=args.target,
-            detectors=models or None,
+            detectors=dets,
             out_dir=args.out,
             progress=progress,
             params=params,
             render_options=RenderOptions(cmap=args.cmap, alpha=args.alpha, gif=args.gif),
             paste_back=args.paste_back,
-            device=args.device,
         )
     finally:
         bar.close()

@@ -8,6 +8,7 @@ import sys
 from xai_study.commands import positive_int
 
 DEFAULT_MAX_MB = 200.0
+DEFAULT_BATCH_SIZE = 16  # xai_study.video.faces.DEFAULT_BATCH_SIZE (not imported: fast --help)
 
 
 def _float_range(lo: float, hi: float):
@@ -101,6 +102,16 @@ def register(subparsers) -> None:
         default=1,
         help="torch threads for face detection; MTCNN is fastest with 1 (default: 1)",
     )
+    from xai_study.devices import DEVICE_HELP
+
+    p.add_argument("--device", default="auto", metavar="DEV", help=f"MTCNN device: {DEVICE_HELP}")
+    p.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"frames per MTCNN batch (default: {DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument("--no-smooth", action="store_true", help="do not smooth the crop box over time")
     p.add_argument(
         "--npz", action="store_true", help="also write the whole clip to DIR/face_clip.npz"
@@ -129,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         smooth=not args.no_smooth,
         progress=not args.quiet,
         threads=args.threads,
+        batch_size=args.batch_size,
+        device=args.device,
     )
     out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.video).stem}_faces"
     json_path = clip.save(out)

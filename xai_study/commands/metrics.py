@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from xai_study.commands import add_detector_options, detector_set, detector_specs
+
 METRICS_HELP = """\
 Compute the paper's four explanation metrics for saved maps (design §2):
   V    variance of each frame, averaged (descriptive)
@@ -55,7 +57,9 @@ examples:
   xai-study evaluate --data study_data/demo_data/labels.csv \\
       --explainers gradcam,shap3d,ltpa,bonettini,null_centre,null_supervoxels \\
       --out results/demo --preset fast
-  xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test"""
+  xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test
+  xai-study evaluate --data labels.csv --explainers gradcam,bonettini --out r \\
+      --model plain=B4.pth --model bonettini=B4Att.pth --device cuda"""
 
 
 def register(subparsers) -> None:
@@ -104,11 +108,12 @@ def register(subparsers) -> None:
         help="at most N fake and N real videos (the first of each, in file order)",
     )
     e.add_argument("--split", default=None, help="only rows whose 'split' column equals this")
+    add_detector_options(e)
     e.add_argument(
         "--detector",
         default=None,
         metavar="NAME_OR_PATH",
-        help="detector for explainers that work on any model (default: the demo 'plain')",
+        help="deprecated: the same as --model plain=NAME_OR_PATH",
     )
     e.add_argument(
         "--steps",
@@ -171,6 +176,9 @@ def run_metrics(args) -> int:
 def run_evaluate(args) -> int:
     from xai_study.runs.evaluate import evaluate
 
+    specs = detector_specs(args, ("--detector", [args.detector] if args.detector else []))
+    dets = detector_set(args, specs, load=not args.summary_only)
+
     paths = evaluate(
         data=Path(args.data),
         explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
@@ -178,7 +186,6 @@ def run_evaluate(args) -> int:
         preset=args.preset,
         limit=args.limit,
         split=args.split,
-        detector=args.detector,
         steps=args.steps,
         baseline=args.baseline,
         sanity=args.sanity,
@@ -186,6 +193,7 @@ def run_evaluate(args) -> int:
         n_boot=args.bootstrap,
         seed=args.seed,
         progress=not args.quiet,
+        detectors=dets,
     )
     print(paths["summary_md"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values() if p.exists())}")

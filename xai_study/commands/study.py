@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from xai_study.commands import add_detector_options, detector_set, detector_specs
 from xai_study.errors import StudyError
 
 DEFAULT_STUDY = "study_data/demo"
@@ -77,8 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no default admin password (also implied by a --host other than loopback)",
     )
+    add_detector_options(p)
     p.add_argument(
-        "--models", default="models", help="folder of detector checkpoints for the demo page"
+        "--models",
+        default=None,
+        metavar="DIR",
+        help="deprecated: the same as --model ARCH=DIR/ARCH.pt for each of plain.pt, "
+        "bonettini.pt, ltpa.pt in DIR",
     )
     p.add_argument("--cache", default=".xai_study_cache", help="cache folder for the demo page")
     p.add_argument(
@@ -130,14 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--shown", type=int, default=None, help="sections shown to each participant (default all)"
     )
-    b.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="ARCH=NAME_OR_PATH",
-        help="detector for an architecture (plain, bonettini, ltpa); default: the demo "
-        "checkpoints in models/ (repeatable)",
-    )
+    add_detector_options(b)
     from xai_study.explainers import explainer_class, paper_explainers
     from xai_study.runs.presets import PRESETS
 
@@ -186,6 +185,8 @@ def make_context(args: argparse.Namespace):
     from xai_study.study.spec import load_study
     from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
+    specs = detector_specs(args, ("--models", _models_dir_specs(getattr(args, "models", None))))
+    dets = detector_set(args, specs, load=False)  # run_serve loads them
     study = load_study(args.study)
     url = args.db or default_db_url(study.root)
     db = Database(url)
@@ -199,12 +200,31 @@ def make_context(args: argparse.Namespace):
         db=db,
         admin_password=admin_password_from_env(args.production, getattr(args, "host", "127.0.0.1")),
         production=args.production,
-        models_dir=Path(args.models),
         cache_dir=Path(args.cache),
         max_upload_mb=args.max_upload_mb,
         state_secret=os.environ.get(STATE_SECRET_ENV) or None,
     )
+    # the /demo page's detectors (ui/demo.py): the set, and its identity for the cache
+    ctx.extra["demo_detectors"] = dets
+    if specs:
+        ctx.extra["demo_detectors_id"] = dets.content_id()
     return ctx, db_path
+
+
+def _models_dir_specs(folder: str | None) -> list[str]:
+    """What the deprecated ``serve --models DIR`` names: ``ARCH=DIR/ARCH.pt`` for every
+    demo architecture with a file there (a one-line error when there is none)."""
+    if folder is None:
+        return []
+    from xai_study.detectors.checkpoint import DEMO_MODELS
+
+    found = [f"{a}={Path(folder) / f'{a}.pt'}" for a in DEMO_MODELS]
+    found = [f for f in found if Path(f.partition("=")[2]).is_file()]
+    if not found:
+        raise StudyError(
+            f"--models {folder}: no {', '.join(f'{a}.pt' for a in DEMO_MODELS)} in that folder"
+        )
+    return found
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -221,6 +241,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StudyError("--max-body-kb must be positive")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ctx, db_path = make_context(args)
+    dets = ctx.extra["demo_detectors"]
+    dets.load(dets.specs)  # a missing or wrong detector file fails now, not in the first job
     from xai_study.ui.app import serve
 
     for warning in ctx.study.warnings:
@@ -249,10 +271,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from xai_study.runs.detectors import parse_detector_specs
     from xai_study.study.build import build_study
 
-    models = parse_detector_specs(args.model, option="--model")
+    models = detector_set(args, detector_specs(args))
     if args.shap_samples is not None and args.shap_samples < 2:
         raise StudyError("--shap-samples must be at least 2")
     path = build_study(

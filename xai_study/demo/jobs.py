@@ -224,13 +224,17 @@ def run_demo(
     settings: DemoSettings,
     cache: ResultCache,
     *,
-    detectors: dict[str, Any] | None = None,
+    detectors: Any = None,
     progress: Callable[[str, float], None] | None = None,
     cancel: threading.Event | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> DemoResult:
-    """Check the input, then return the cached result or compute and cache it."""
+    """Check the input, then return the cached result or compute and cache it.
+
+    ``detectors``: a :class:`~xai_study.runs.DetectorSet` (``serve --model``, with its
+    device and batch size), a mapping of architecture to spec or object, or None (the
+    demo checkpoints); ``settings.detectors`` must identify them for the cache."""
     p = check_input(path, max_bytes=max_bytes, max_seconds=max_seconds)
     if not settings.explainers:
         raise XaiStudyError("choose at least one explainer")

@@ -80,8 +80,10 @@ def load_faces(
     size: int,
     margin: float = 1.3,
     cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
+    device: str | None = None,
 ) -> np.ndarray:
-    """Face crops ``(T, size, size, 3)`` uint8 of one video, from the cache when possible.
+    """Face crops ``(T, size, size, 3)`` uint8 of one video, from the cache when possible
+    (faces detected on ``device``, default: the GPU when present).
 
     Raises :class:`NoFaceError` (no face) or ``VideoError`` (unreadable file)."""
     from xai_study.video.clip import FaceClip, extract_face_clip
@@ -97,7 +99,7 @@ def load_faces(
                 return FaceClip.from_npz(target).frames
             except Exception:  # a corrupt cache entry: extract again
                 target.unlink(missing_ok=True)
-    clip = extract_face_clip(p, num_frames=num_frames, size=size, margin=margin)
+    clip = extract_face_clip(p, num_frames=num_frames, size=size, margin=margin, device=device)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.npz")
@@ -128,9 +130,10 @@ def build_faceset(
     cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
     progress: bool = True,
     desc: str = "faces",
+    device: str | None = None,
 ) -> FaceSet:
-    """Load (and cache) the face crops of every video; videos without a face or that
-    cannot be read are skipped and listed in ``skipped``."""
+    """Load (and cache) the face crops of every video (faces detected on ``device``);
+    videos without a face or that cannot be read are skipped and listed in ``skipped``."""
     from tqdm import tqdm
 
     from xai_study.errors import VideoError
@@ -138,7 +141,7 @@ def build_faceset(
     frames, video, labels, kept, skipped = [], [], [], [], []
     for it in tqdm(items, desc=desc, unit="video", disable=not progress):
         try:
-            crops = load_faces(it.path, num_frames, size, margin, cache_dir)
+            crops = load_faces(it.path, num_frames, size, margin, cache_dir, device)
         except (NoFaceError, VideoError) as exc:
             skipped.append(f"{it.video_id}: {exc}")
             continue

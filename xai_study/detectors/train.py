@@ -99,14 +99,11 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ helpers
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise XaiStudyError("--device cuda was asked for but no GPU is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise XaiStudyError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
+    """``--device`` (auto, cpu, cuda, cuda:N) as a torch device; see
+    :func:`xai_study.devices.resolve_device`."""
+    from xai_study.devices import resolve_device
+
+    return torch.device(resolve_device(name))
 
 
 def freeze_early(model, stages: int) -> list[torch.nn.Module]:
@@ -260,6 +257,7 @@ def train_detector(
         cache_dir=cfg.cache_dir,
         progress=progress,
         desc="faces (train)",
+        device=str(device),
     )
     val_set = build_faceset(
         val_items,
@@ -268,6 +266,7 @@ def train_detector(
         cache_dir=cfg.cache_dir,
         progress=progress,
         desc="faces (val)",
+        device=str(device),
     )
     for s in train_set.skipped + val_set.skipped:
         log(f"skipped {s}")

@@ -8,21 +8,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xai_study.devices import resolve_device
 from xai_study.errors import XaiStudyError
-from xai_study.runs.detectors import resolve_detector
+from xai_study.runs.detectors import VERDICT_ARCH, DetectorSet
+
+
+def load_one(
+    model: Any, role: str = VERDICT_ARCH, device: str | None = None, batch_size: int | None = None
+):
+    """The detector ``model`` (a spec or an object) for ``role`` on ``device``."""
+    return DetectorSet({role: model}, device, batch_size).get(role)
 
 
 def detect_video(
-    video, model: str = "plain", frames: int = 32, aggregation: str | None = None
+    video,
+    model: Any = "plain",
+    frames: int = 32,
+    aggregation: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    role: str = VERDICT_ARCH,
 ) -> dict[str, Any]:
-    """P(fake), label, threshold and per-frame scores of ``video`` under ``model``."""
+    """P(fake), label, threshold and per-frame scores of ``video`` under ``model`` (the
+    detector for ``role``), with the detector and the face detector on ``device``
+    (default: the GPU when present) and ``batch_size`` frames per forward pass."""
     from xai_study.detectors.contract import aggregate_logits, sigmoid
     from xai_study.video.clip import extract_face_clip
 
     if frames < 1:
         raise XaiStudyError("--frames must be at least 1")
-    det = resolve_detector(model, "cpu")
-    clip = extract_face_clip(video, num_frames=frames, size=det.input_size)
+    device = resolve_device(device)
+    det = load_one(model, role, device, batch_size)
+    clip = extract_face_clip(video, num_frames=frames, size=det.input_size, device=device)
     logits = det.frame_logits(clip.frames)
     how = aggregation or det.config.get("aggregation", "mean_logit")
     p = aggregate_logits(logits, how)
@@ -123,18 +140,24 @@ def evaluate_detector(
     save_threshold: bool = False,
     save_to_checkpoint: bool = False,
     progress: bool = True,
+    device: str | None = None,
+    batch_size: int | None = None,
+    role: str = VERDICT_ARCH,
 ) -> DetectorEvaluation:
     """Score every video of ``split``: video and frame AUC, balanced accuracy, EER, AP
     (and at the detector's threshold); with ``out`` also ``metrics.json``,
     ``per_video.csv`` and ROC/DET plots; ``save_threshold`` stores the threshold with
-    the highest balanced accuracy in the checkpoint, ``save_to_checkpoint`` the metrics."""
+    the highest balanced accuracy in the checkpoint, ``save_to_checkpoint`` the metrics.
+    ``device`` (default: the GPU when present) runs the detector and the face detector;
+    ``batch_size`` is the number of frames per forward pass."""
     from xai_study.detectors.checkpoint import resolve_model
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import choose_threshold, evaluate_faceset
 
     if frames < 1:
         raise XaiStudyError("--frames must be at least 1")
-    det = resolve_detector(model, "cpu")
+    device = resolve_device(device)
+    det = load_one(model, role, device, batch_size)
     path = resolve_model(model)
     obj = None
     if save_to_checkpoint or save_threshold:  # checked before the long part
@@ -148,6 +171,7 @@ def evaluate_detector(
         cache_dir=cache_dir,
         progress=progress,
         desc=f"faces ({split})",
+        device=device,
     )
     res = evaluate_faceset(det, faces, progress=progress)
     chosen = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,12 @@ def evaluate_video(
     config = preset_config(measurer.preset)
     base = video_fields(record)
     try:
-        clip = extract_face_clip(record.path, num_frames=config["frames"], size=config["size"])
+        clip = extract_face_clip(
+            record.path,
+            num_frames=config["frames"],
+            size=config["size"],
+            device=detectors.device,
+        )
         masks = clip_masks(record, clip) if record.is_fake else None
         detectors.for_explainers(explainers)
         params = {e: seed_override(e, measurer.seed) for e in explainers}
@@ -211,6 +217,13 @@ def summarise_run(out: Path, data: Path, preset: str, wanted: set, n_boot: int, 
         summary_plot(summary, out / "summary.png", title)
 
 
+def _spec_text(dets: DetectorSet, arch: str) -> str:
+    """The spec of ``arch`` as recorded in ``run.json``: the name or path given (a ready
+    detector object is recorded under its architecture's name)."""
+    spec = dets.spec(arch)
+    return str(spec) if isinstance(spec, str | os.PathLike) else arch
+
+
 def evaluate(
     data: Path,
     explainers: list[str],
@@ -227,12 +240,16 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     detectors: DetectorSet | dict | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, Path]:
     """Run the evaluation (see ``xai-study evaluate --help``); returns the output paths.
 
-    ``detector`` is the spec of the detector for explainers that work on any model (the
-    demo ``plain`` by default); ``detectors`` maps architectures to ready detector
-    objects or specs (tests)."""
+    ``detectors`` maps architectures (``plain``, ``bonettini``, ``ltpa``) to specs (demo
+    name, checkpoint or icpr2020dfdc file) or ready detector objects; a role it leaves
+    out gets its demo checkpoint. ``detector`` is the spec for ``plain`` alone (what
+    ``--detector`` gave). ``device`` (default: the GPU when present) runs the detectors
+    and the face detector; ``batch_size`` is the number of frames per forward pass."""
     from tqdm import tqdm
 
     check_explainers(explainers)
@@ -245,21 +262,26 @@ def evaluate(
     csv_path = out / "per_video.csv"
     if summary_only and not csv_path.is_file():
         raise XaiStudyError(f"{out}: no per_video.csv to summarise")
-    settings = {
+    if isinstance(detectors, DetectorSet):
+        dets = detectors
+    else:
+        specs = {"plain": detector or "plain", **dict(detectors or {})}
+        dets = DetectorSet(specs, device, batch_size)
+    settings: dict[str, Any] = {
         "preset": preset,
         "frames": config["frames"],
         "size": config["size"],
         "steps": steps,
         "baseline": baseline,
-        "detector": detector or "plain",
+        "detector": _spec_text(dets, "plain"),
         "sanity": sanity,
         "seed": seed,
     }
+    others = {a: _spec_text(dets, a) for a in sorted(dets.specs) if a != "plain"}
+    others = {a: t for a, t in others.items() if t != a}
+    if others:  # recorded only when given, so that older run folders still resume
+        settings["detectors"] = others
     check_settings(out, settings)
-    if isinstance(detectors, DetectorSet):
-        dets = detectors
-    else:
-        dets = DetectorSet({"plain": detector or "plain", **dict(detectors or {})})
     table = ResultsTable(csv_path)
     if not summary_only:
         dets.for_explainers(explainers)  # a wrong detector fails before any slow work

@@ -26,18 +26,25 @@ def is_face_clip(obj: Any) -> bool:
     return hasattr(obj, "frames") and hasattr(obj, "crop_boxes")
 
 
-def face_clip(path, preset_name: str, num_frames: int | None = None, keep_video: bool = False):
+def face_clip(
+    path,
+    preset_name: str,
+    num_frames: int | None = None,
+    keep_video: bool = False,
+    device: str | None = None,
+):
     """``(clip, video)``: the face clip of ``path`` with the preset's frame count (or
-    ``num_frames``) and crop size; ``video`` (the decoded frames) only with
-    ``keep_video``."""
+    ``num_frames``) and crop size, faces detected on ``device``; ``video`` (the decoded
+    frames) only with ``keep_video``."""
     from xai_study.video import extract_face_clip, read_video
 
     config = preset_config(preset_name)
     frames = num_frames if num_frames is not None else config["frames"]
     if keep_video:
         video = read_video(path, num_frames=frames)
-        return extract_face_clip(video, size=config["size"]), video
-    return extract_face_clip(path, num_frames=frames, size=config["size"]), None
+        return extract_face_clip(video, size=config["size"], device=device), video
+    clip = extract_face_clip(path, num_frames=frames, size=config["size"], device=device)
+    return clip, None
 
 
 def analyse_video(
@@ -55,13 +62,16 @@ def analyse_video(
     paste_back: bool = False,
     render_options: RenderOptions | None = None,
     device: str | None = None,
+    batch_size: int | None = None,
 ) -> Analysis:
     """Analyse one video (a path, or a ready :class:`FaceClip`); see the module docstring.
 
     ``detectors`` maps architectures to specs or detector objects (default: the demo
     checkpoints); ``params`` overrides explainer parameters per name; ``paste_back`` also
     writes ``<name>_full.mp4``; ``progress(stage, overall_fraction)`` and ``cancel`` as in
-    :class:`~xai_study.runs.Progress`. ``device`` places detectors loaded by name.
+    :class:`~xai_study.runs.Progress`. ``device`` places detectors loaded by name and the
+    face detector (default: the GPU when present; a :class:`DetectorSet` brings its own);
+    ``batch_size``: frames per detector forward pass (default: the detector's own).
     """
     from xai_study.explainers import paper_explainers
 
@@ -79,13 +89,15 @@ def analyse_video(
         from xai_study.video import check_file
 
         check_file(path)
-    dets = detector_set(detectors, device).for_explainers(names)
+    dets = detector_set(detectors, device, batch_size).for_explainers(names)
 
     t0 = time.perf_counter()
     if clip_given:
         clip, video, source = path, None, str(getattr(path, "source", ""))
     else:
-        clip, video = face_clip(path, preset, frames_wanted, keep_video=paste_back)
+        clip, video = face_clip(
+            path, preset, frames_wanted, keep_video=paste_back, device=dets.device
+        )
         source = str(path)
     faces_seconds = time.perf_counter() - t0
     prog.finish("faces")

@@ -233,7 +233,7 @@ def build_study(
     *,
     sections: int | None = None,
     shown: int | None = None,
-    models: dict[str, str] | None = None,
+    models: Any = None,  # {arch: spec}, a runs.DetectorSet, or None (the demo models)
     explainers: list[str] | None = None,
     explainer_params: dict[str, dict[str, Any]] | None = None,
     preset: str = "fast",
@@ -253,15 +253,15 @@ def build_study(
     from tqdm import tqdm
 
     from xai_study.explainers import canonical_name
-    from xai_study.runs import DetectorSet
-    from xai_study.runs.detectors import VERDICT_ARCH, arch_for
+    from xai_study.runs.detectors import VERDICT_ARCH, arch_for, detector_set
     from xai_study.study.spec import write_study
 
     chosen = study_explainers(explainers)
     fakes, reals = read_pool(data_csv, split)
     n = _check_request(list(chosen), sections, shown, num_frames, fakes, reals, data_csv)
     needed = sorted({arch_for(reg) for reg in chosen.values()} | {VERDICT_ARCH})
-    detectors = DetectorSet(models).load(needed)  # fail early, before any file is written
+    # ``models``: specs per architecture, or a DetectorSet (with its device and batch size)
+    detectors = detector_set(models).load(needed)  # fail early, before any file is written
     params = {canonical_name(e): dict(v) for e, v in (explainer_params or {}).items() if v}
     _prepare_folder(out_dir, force)
 

@@ -2,8 +2,10 @@
 explanations side by side. Only Gradio here; the work is in :mod:`xai_study.demo`.
 
 ``ctx.extra`` options (all optional): ``demo_data_dir`` (bundled videos, default
-``study_data/demo_data/videos``), ``demo_detectors`` (detector objects or names passed
-to the pipeline; default: the demo checkpoints), ``demo_concurrency`` (simultaneous
+``study_data/demo_data/videos``), ``demo_detectors`` (the ``DetectorSet`` of ``serve
+--model``/``--device``/``--batch-size``, or detector objects or names passed to the
+pipeline; default: the demo checkpoints), ``demo_detectors_id`` (their identity in the
+result cache), ``demo_concurrency`` (simultaneous
 explanation jobs, default 1), ``demo_max_seconds`` (longest video accepted, default 60),
 ``uploads`` (the server's :class:`~xai_study.ui.guard.Uploads`: an uploaded video is
 deleted after its job).

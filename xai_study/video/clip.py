@@ -44,7 +44,7 @@ _DETECTIONS_LOCK = threading.Lock()
 _DETECTIONS_MAX = 32
 
 
-def _detections_key(video: VideoFrames, max_side, min_prob) -> tuple | None:
+def _detections_key(video: VideoFrames, max_side, min_prob, device: str) -> tuple | None:
     if not video.path:
         return None
     try:
@@ -59,6 +59,7 @@ def _detections_key(video: VideoFrames, max_side, min_prob) -> tuple | None:
         video.frames.shape,
         max_side,
         float(min_prob),
+        device,
     )
 
 
@@ -325,6 +326,7 @@ def extract_face_clip(
     progress: bool = False,
     detections: Sequence[Sequence[Face]] | None = None,
     threads: int | None = DEFAULT_THREADS,
+    device: str | None = None,
 ) -> FaceClip:
     """Turn a video (path or :class:`VideoFrames`) into a :class:`FaceClip`.
 
@@ -336,13 +338,17 @@ def extract_face_clip(
     detection. For a path, the detections of the last 32 files seen are reused when the
     same file (same size and modification time) is sampled the same way again (never for
     ``VideoFrames``, whose pixels may have been edited). ``threads``: torch threads for
-    detection (1 is fastest for MTCNN). Raises :class:`NoFaceError` when no sampled frame
-    has a face.
+    detection (1 is fastest for MTCNN). ``device``: where MTCNN runs (``None``/``auto``:
+    the GPU when present, else the CPU). Raises :class:`NoFaceError` when no sampled
+    frame has a face.
     """
     if size < 8:
         raise XaiStudyError(f"the crop size must be at least 8 pixels, got {size}")
     if not margin or margin < 1.0 or margin > 4.0:
         raise XaiStudyError(f"the margin must be between 1.0 and 4.0, got {margin}")
+    from xai_study.devices import resolve_device
+
+    device = resolve_device(device)
     from_file = not isinstance(source, VideoFrames)
     if not from_file:
         video = source
@@ -354,7 +360,7 @@ def extract_face_clip(
     n = len(frames)
     key = None
     if from_file and detections is None:
-        key = _detections_key(video, max_side, min_prob)
+        key = _detections_key(video, max_side, min_prob, device)
     if key is not None:
         with _DETECTIONS_LOCK:
             if key in _DETECTIONS:
@@ -365,7 +371,7 @@ def extract_face_clip(
         if progress:
             from tqdm import tqdm
 
-            get_mtcnn()  # load the model first, so the bar shows detection speed only
+            get_mtcnn(device)  # load the model first, so the bar shows detection speed only
 
             bar = tqdm(total=n, desc="detecting faces", unit="frame", leave=False)
         try:
@@ -376,6 +382,7 @@ def extract_face_clip(
                 batch_size=batch_size,
                 progress=bar.update if bar is not None else None,
                 threads=threads,
+                device=device,
             )
         finally:
             if bar is not None:

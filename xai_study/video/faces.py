@@ -1,10 +1,13 @@
-"""Face detection (facenet-pytorch MTCNN, CPU, batched) and single-identity tracking.
+"""Face detection (facenet-pytorch MTCNN, batched; on the GPU when present) and
+single-identity tracking.
 
 ``detect_faces`` runs MTCNN on a batch of RGB frames. Frames whose longest side is above
 ``max_side`` are downscaled (area interpolation) for detection only, and the boxes and
 landmarks are mapped back to source pixels, so crops can be cut from the full-resolution
 frame. The MTCNN weights ship inside the facenet-pytorch wheel; the networks are loaded
-once per process (guarded by a lock, since the web app calls this from threads).
+once per process and device (guarded by a lock, since the web app calls this from
+threads). ``device`` is read by :func:`xai_study.devices.resolve_device` (``None`` or
+``auto``: the GPU when torch sees one, else the CPU).
 
 ``track_faces`` keeps one identity over the sampled frames: tracks start from the most
 confident face (ties broken by size) and link frames forwards and backwards by box
@@ -19,6 +22,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +38,7 @@ DEFAULT_BATCH_SIZE = 16
 DEFAULT_THREADS = 1
 
 _MODEL_LOCK = threading.Lock()
-_MODEL = None
+_MODELS: dict[str, Any] = {}  # device -> MTCNN
 
 
 @dataclass
@@ -72,19 +76,24 @@ class Face:
         }
 
 
-def get_mtcnn():
-    """The process-wide MTCNN (P/R/O-nets with the weights bundled in facenet-pytorch)."""
-    global _MODEL
-    if _MODEL is None:
+def get_mtcnn(device: str | None = None):
+    """The process-wide MTCNN (P/R/O-nets with the weights bundled in facenet-pytorch) on
+    ``device`` (default: the GPU when present), one per device."""
+    from xai_study.devices import resolve_device
+
+    name = resolve_device(device)
+    model = _MODELS.get(name)
+    if model is None:
         with _MODEL_LOCK:
-            if _MODEL is None:
+            model = _MODELS.get(name)
+            if model is None:
                 import torch
                 from facenet_pytorch import MTCNN
 
-                model = MTCNN(keep_all=True, device=torch.device("cpu"))
+                model = MTCNN(keep_all=True, device=torch.device(name))
                 model.eval()
-                _MODEL = model
-    return _MODEL
+                _MODELS[name] = model
+    return model
 
 
 @contextlib.contextmanager
@@ -120,12 +129,13 @@ def _detect_batch(
     batch: np.ndarray,
     min_face_size: int,
     thresholds: Sequence[float],
+    device: str | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Raw MTCNN on equally sized uint8 frames: per frame (n, 5) boxes+prob, (n, 5, 2)."""
     import torch
     from facenet_pytorch.models.utils.detect_face import detect_face
 
-    model = get_mtcnn()
+    model = get_mtcnn(device)
     with torch.inference_mode():
         try:
             boxes, points = detect_face(
@@ -136,7 +146,7 @@ def _detect_batch(
                 model.onet,
                 list(thresholds),
                 model.factor,
-                torch.device("cpu"),
+                model.device,
             )
         except (RuntimeError, ValueError) as exc:
             # facenet-pytorch concatenates an empty candidate list when every first-stage
@@ -160,6 +170,7 @@ def detect_faces(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
     threads: int | None = DEFAULT_THREADS,
+    device: str | None = None,
 ) -> list[list[Face]]:
     """Detect faces in RGB uint8 frames (T×H×W×3 array, or a list of H×W×3 arrays).
 
@@ -197,7 +208,7 @@ def detect_faces(
                 imgs = [_resize(f, scale) for f in imgs]
             batch = np.ascontiguousarray(np.stack(imgs).astype(np.uint8, copy=False))
             with torch_threads(threads):
-                boxes, points = _detect_batch(batch, min_face_size, thresholds)
+                boxes, points = _detect_batch(batch, min_face_size, thresholds, device)
             for i, b, p in zip(chunk, boxes, points, strict=True):
                 faces = [
                     Face(
