@@ -269,8 +269,10 @@ def run_videos(
 
     options.check()
     ray = _import_ray()
-    started = _init_ray(ray, options)
     report = RunReport()
+    if not items:  # everything is done already
+        return report
+    started = _init_ray(ray, options)
     t_run = time.perf_counter()
     try:
         workers, threads, gpus = _plan(ray, options)
@@ -284,7 +286,7 @@ def run_videos(
         def new_actor():
             return actor_class.remote(job_ref, threads, device)
 
-        actors = [new_actor() for _ in range(min(workers, len(items)) or 1)]
+        actors = [new_actor() for _ in range(min(workers, len(items)))]
         queue = deque(items)
         running: dict[Any, tuple[int, str, Any, float]] = {}  # ref -> actor, id, item, t
         idle = list(range(len(actors)))
