@@ -180,6 +180,60 @@ def test_without_the_options_ray_is_not_imported(tmp_path, short_face_video):
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_batch_detect_on_two_workers_gives_the_sequential_table(tmp_path, tiny, ray_cluster):
+    from xai_study.runs.detect import DETECT_COLUMNS, detect_labels
+
+    csv, _ = tiny
+    kw = dict(model="plain", frames=4, progress=False)
+    seq = detect_labels(csv, tmp_path / "seq.csv", **kw)
+    par = detect_labels(csv, tmp_path / "par.csv", cluster=ClusterOptions(workers=2), **kw)
+    a, b = (
+        pd.read_csv(p, dtype=str, keep_default_na=False).sort_values("video").reset_index(drop=True)
+        for p in (seq.out, par.out)
+    )
+    assert list(a.columns) == DETECT_COLUMNS and len(a) == 6
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(f.video for f in par.failures) == ["broken", "noface"]
+    assert par.report.workers == 2 and par.report.done == 4
+    good = a[a.error == ""]
+    assert len(good) == 4 and good.p_fake.astype(float).between(0, 1).all()
+    # resumable: a rerun scores nothing
+    again = detect_labels(csv, tmp_path / "par.csv", cluster=ClusterOptions(workers=2), **kw)
+    assert again.report.attempts == {} and len(again.rows) == 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give a video file"),
+        (["v.mp4", "--labels", "l.csv"], "not both"),
+        (["--labels", "l.csv"], "needs --out"),
+        (["--labels", "l.csv", "--out", "o.csv", "--json"], "--json is for one video"),
+        (["v.mp4", "--workers", "2"], "go with --labels"),
+    ],
+)
+def test_detect_argument_errors(args, message, capsys):
+    from xai_study.cli import main
+
+    assert main(["detect", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_workers_must_be_positive(tmp_path, tiny):
+    csv, detectors = tiny
+    with pytest.raises(XaiStudyError, match="--workers must be at least 1"):
+        ev.evaluate(
+            csv,
+            EXPLAINERS,
+            tmp_path / "o",
+            detectors=detectors,
+            cluster=ClusterOptions(workers=0),
+            **KW,
+        )
+
+
 # --- the results CSV ----------------------------------------------------------------------
 
 
