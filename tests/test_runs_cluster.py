@@ -234,6 +234,20 @@ def test_workers_must_be_positive(tmp_path, tiny):
         )
 
 
+def test_without_ray_installed_the_options_are_a_one_line_error(tmp_path, tiny, monkeypatch):
+    csv, detectors = tiny
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(XaiStudyError, match=r"need Ray: pip install 'xai-study\[cluster\]'"):
+        ev.evaluate(
+            csv,
+            EXPLAINERS,
+            tmp_path / "o",
+            detectors=detectors,
+            cluster=ClusterOptions(workers=2),
+            **KW,
+        )
+
+
 # --- the results CSV ----------------------------------------------------------------------
 
 
