@@ -19,7 +19,6 @@ busy machine are noisy). Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import tempfile
@@ -69,15 +68,10 @@ def main() -> None:
 
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from xai_study.runs.cluster import init_ray
+
     t = time.perf_counter()
-    ray.init(
-        num_cpus=max(args.workers, os.cpu_count() or 1),
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        object_store_memory=256 * 2**20,
-    )
+    init_ray(ClusterOptions(workers=max(args.workers, os.cpu_count() or 1), threads=1))
     print(f"ray.init (once, not in the figures below): {time.perf_counter() - t:.1f} s")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_ray_"))

@@ -59,9 +59,9 @@ def _table(path):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    from xai_study.runs.cluster import _init_ray
+    from xai_study.runs.cluster import init_ray
 
-    _init_ray(ray, ClusterOptions(workers=2, threads=1))
+    init_ray(ClusterOptions(workers=2, threads=1))
     yield ray
     ray.shutdown()
 

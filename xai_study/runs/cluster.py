@@ -212,11 +212,17 @@ def _import_ray():
     return ray
 
 
-def _init_ray(ray, options: ClusterOptions) -> bool:
-    """Connect to or start Ray; True when this call started it (and must stop it)."""
+def init_ray(options: ClusterOptions) -> bool:
+    """Connect to the cluster of ``options.address``, or start a local one sized for
+    ``options.workers`` x ``options.threads`` CPUs (a Ray already running in this process
+    is used as it is); True when this call started it (and must stop it)."""
+    ray = _import_ray()
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray runs its workers at niceness +15 by default (below its own services); ours do
+    # the command's work, so they run as nice as the command itself
+    os.environ.setdefault("RAY_worker_niceness", "0")
     kwargs: dict[str, Any] = dict(
         include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
     )
@@ -226,7 +232,7 @@ def _init_ray(ray, options: ClusterOptions) -> bool:
         workers = options.workers or 1
         threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
         kwargs.update(num_cpus=workers * threads, object_store_memory=256 * 2**20)
-    for attempt in (1, 2):  # a loaded machine can miss Ray's 30 s start-up wait once
+    for attempt in (1, 2, 3):  # a loaded machine can miss Ray's start-up waits
         try:
             ray.init(**kwargs)
             return True
@@ -234,7 +240,7 @@ def _init_ray(ray, options: ClusterOptions) -> bool:
             raise XaiStudyError(f"--ray {options.address}: {one_line(exc)}") from None
         except Exception as exc:
             ray.shutdown()
-            if attempt == 2:
+            if attempt == 3:
                 raise XaiStudyError(f"could not start Ray: {one_line(exc)}") from None
     return True  # pragma: no cover
 
@@ -272,7 +278,7 @@ def run_videos(
     report = RunReport()
     if not items:  # everything is done already
         return report
-    started = _init_ray(ray, options)
+    started = init_ray(options)
     t_run = time.perf_counter()
     try:
         workers, threads, gpus = _plan(ray, options)
@@ -307,7 +313,10 @@ def run_videos(
                     ref = actors[i].run.remote(item)
                     running[ref] = (i, video, item, time.perf_counter())
                 show()
-                (ref,), _ = ray.wait(list(running), num_returns=1)
+                done: list = []
+                while not done:  # a timeout, so that Ctrl-C is seen
+                    done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                ref = done[0]
                 i, video, item, t0 = running.pop(ref)
                 try:
                     out = ray.get(ref)
