@@ -211,6 +211,8 @@ def test_batch_detect_on_two_workers_gives_the_sequential_table(tmp_path, tiny, 
         (["--labels", "l.csv"], "needs --out"),
         (["--labels", "l.csv", "--out", "o.csv", "--json"], "--json is for one video"),
         (["v.mp4", "--workers", "2"], "go with --labels"),
+        (["--labels", "l.csv", "--out", "o.csv", "--threads-per-worker", "2"], "go with --workers"),
+        (["--labels", "l.csv", "--out", "o.csv", "--workers", "0"], "at least 1"),
     ],
 )
 def test_detect_argument_errors(args, message, capsys):

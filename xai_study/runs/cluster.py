@@ -108,12 +108,16 @@ def add_cluster_arguments(parser, what: str = "videos") -> None:
 
 
 def options_from_args(args) -> ClusterOptions:
-    return ClusterOptions(
+    options = ClusterOptions(
         workers=args.workers,
         address=args.ray_address,
         threads=args.threads_per_worker,
         gpus=args.gpus_per_worker,
     )
+    if not options.enabled and (options.threads is not None or options.gpus is not None):
+        raise XaiStudyError("--threads-per-worker and --gpus-per-worker go with --workers or --ray")
+    options.check()
+    return options
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -232,17 +236,18 @@ def init_ray(options: ClusterOptions) -> bool:
         workers = options.workers or 1
         threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
         kwargs.update(num_cpus=workers * threads, object_store_memory=256 * 2**20)
-    for attempt in (1, 2, 3):  # a loaded machine can miss Ray's start-up waits
-        try:
-            ray.init(**kwargs)
-            return True
-        except ConnectionError as exc:
-            raise XaiStudyError(f"--ray {options.address}: {one_line(exc)}") from None
-        except Exception as exc:
-            ray.shutdown()
-            if attempt == 3:
-                raise XaiStudyError(f"could not start Ray: {one_line(exc)}") from None
-    return True  # pragma: no cover
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise XaiStudyError(f"--ray {options.address}: {one_line(exc)}") from None
+    except Exception as exc:
+        # (not retried: the services of a failed start live on until this process ends)
+        ray.shutdown()
+        raise XaiStudyError(
+            f"could not start Ray ({one_line(exc)}); on a busy machine start it once with "
+            "'ray start --head' and use --ray auto"
+        ) from None
+    return True
 
 
 def _plan(ray, options: ClusterOptions) -> tuple[int, int, float]:
