@@ -110,18 +110,26 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "detect",
-        help="P(fake) of a video with a detector",
+        help="P(fake) of a video (or of every video of a labels CSV) with a detector",
         description=(
             "Score a video: faces are detected and cropped on evenly spaced frames, every "
             "crop gets a logit, the video P(fake) is the sigmoid of the mean logit (or the "
-            "checkpoint's aggregation).\n\nexamples:\n  xai-study detect clip.mp4\n"
+            "checkpoint's aggregation).\n\n"
+            "With --labels, score every video of a labels CSV (optionally one --split) and "
+            "write one row per video to --out FILE.csv as each finishes (video, label, "
+            "model, p_fake, predicted, threshold, frames, error); rerunning the same "
+            "command resumes (use another --out for other settings). --workers N / --ray "
+            "run the videos on Ray workers (docs/scale.md).\n\nexamples:\n"
+            "  xai-study detect clip.mp4\n"
             "  xai-study detect clip.mp4 --model ltpa --json\n"
             "  xai-study detect clip.mp4 --model plain=EfficientNetB4_DFDC_bestval.pth "
-            "--device cuda"
+            "--device cuda\n"
+            "  xai-study detect --labels study_data/demo_data/labels.csv --split test "
+            "--out runs/detect.csv --workers 2"
         ),
         formatter_class=fmt,
     )
-    p.add_argument("video", help="video file (or image)")
+    p.add_argument("video", nargs="?", help="video file (or image); or use --labels")
     add_detector_options(p, many=False)
     p.add_argument("--frames", type=int, default=32, help="frames sampled (default 32)")
     p.add_argument(
@@ -129,7 +137,17 @@ def register(subparsers) -> None:
         choices=["mean_logit", "mean_prob", "median"],
         help="video score from frame logits (default: the checkpoint's)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (one video)")
+    p.add_argument("--labels", metavar="LABELS.csv", help="score every video of this labels CSV")
+    p.add_argument("--split", default=None, help="with --labels: only this split")
+    p.add_argument("--out", metavar="FILE.csv", help="with --labels: the table to write")
+    p.add_argument(
+        "--shard", default=None, metavar="I/N", help="with --labels: every N-th video from the I-th"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from xai_study.runs.cluster import add_cluster_arguments
+
+    add_cluster_arguments(p)
     p.set_defaults(func=_detect)
 
     p = subparsers.add_parser(
@@ -216,7 +234,19 @@ def _f(v) -> str:
 
 def _detect(args) -> int:
     from xai_study.detectors.evaluate import format_p
+    from xai_study.errors import XaiStudyError
+    from xai_study.runs.cluster import options_from_args
     from xai_study.runs.detect import detect_video
+
+    cluster = options_from_args(args)
+    if args.labels is not None:
+        if args.video is not None:
+            raise XaiStudyError("give a video or --labels, not both")
+        return _detect_labels(args, cluster)
+    if args.video is None:
+        raise XaiStudyError("give a video file, or --labels LABELS.csv --out FILE.csv")
+    if cluster.enabled or args.out or args.split or args.shard:
+        raise XaiStudyError("--out, --split, --shard, --workers and --ray go with --labels")
 
     arch, model = one_detector(detector_specs(args), "detect")
     result = detect_video(
@@ -241,6 +271,41 @@ def _detect(args) -> int:
         f"frame P(fake) min {min(scores):.3f} median {statistics.median(scores):.3f} "
         f"max {max(scores):.3f}"
     )
+    return 0
+
+
+def _detect_labels(args, cluster) -> int:
+    from xai_study.errors import XaiStudyError
+    from xai_study.runs.cluster import parse_shard
+    from xai_study.runs.detect import detect_labels
+
+    if args.json:
+        raise XaiStudyError("--json is for one video; --labels writes --out FILE.csv")
+    if not args.out:
+        raise XaiStudyError("--labels needs --out FILE.csv")
+    arch, model = one_detector(detector_specs(args), "detect")
+    run = detect_labels(
+        args.labels,
+        args.out,
+        model=model,
+        role=arch,
+        device=args.device,
+        batch_size=args.batch_size,
+        frames=args.frames,
+        aggregation=args.aggregation,
+        split=args.split,
+        cluster=cluster,
+        shard=parse_shard(args.shard),
+        progress=not args.quiet,
+    )
+    scored = [r for r in run.rows if not r["error"]]
+    right = sum(r["predicted"] == r["label"] for r in scored)
+    fakes = sum(r["predicted"] == "fake" for r in scored)
+    line = f"{len(run.rows)} videos: {fakes} called fake, {len(scored) - fakes} real"
+    line += f", {len(run.rows) - len(scored)} failed"
+    if scored:
+        line += f"; accuracy {right / len(scored):.4f} at the detector's threshold"
+    print(f"{line}; wrote {run.out}")
     return 0
 
 

@@ -53,13 +53,20 @@ LABELS.csv needs a column 'path' (or 'video'/'file'; relative to the CSV's folde
 and 'mask_path' (or 'mask': the ground-truth mask .npz of a fake video, see
 xai_study.data.masks).
 
+With --workers N (a local Ray cluster of N workers) or --ray auto|ADDRESS (an existing
+Ray cluster) the videos are processed in parallel: detectors and face detection are
+loaded once per worker, each video's rows are appended as it finishes, a worker that dies
+has its video retried, a failing video is listed at the end and never stops the run; the
+table is the same as a sequential run's (docs/scale.md). Needs the 'cluster' extra.
+
 examples:
   xai-study evaluate --data study_data/demo_data/labels.csv \\
       --explainers gradcam,shap3d,ltpa,bonettini,null_centre,null_supervoxels \\
       --out results/demo --preset fast
   xai-study evaluate --data labels.csv --explainers gradcam --out r --limit 10 --split test
   xai-study evaluate --data labels.csv --explainers gradcam,bonettini --out r \\
-      --model plain=B4.pth --model bonettini=B4Att.pth --device cuda"""
+      --model plain=B4.pth --model bonettini=B4Att.pth --device cuda
+  xai-study evaluate --data labels.csv --explainers gradcam,shap3d --out r --workers 2"""
 
 
 def register(subparsers) -> None:
@@ -140,6 +147,16 @@ def register(subparsers) -> None:
     e.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (2000)")
     e.add_argument("--seed", type=int, default=0, help="seed for explainers and bootstrap")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="only every N-th video from the I-th (1-based), for N jobs (a Slurm array) "
+        "writing into the same DIR; then run once more with --summary-only",
+    )
+    from xai_study.runs.cluster import add_cluster_arguments
+
+    add_cluster_arguments(e)
     e.set_defaults(func=run_evaluate)
 
 
@@ -174,6 +191,7 @@ def run_metrics(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from xai_study.runs.cluster import options_from_args, parse_shard
     from xai_study.runs.evaluate import evaluate
 
     specs = detector_specs(args, ("--detector", [args.detector] if args.detector else []))
@@ -194,6 +212,8 @@ def run_evaluate(args) -> int:
         seed=args.seed,
         progress=not args.quiet,
         detectors=dets,
+        cluster=options_from_args(args),
+        shard=parse_shard(args.shard),
     )
     print(paths["summary_md"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values() if p.exists())}")

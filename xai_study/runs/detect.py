@@ -1,4 +1,5 @@
-"""Detector runs without explanations: one video's verdict (``xai-study detect``) and a
+"""Detector runs without explanations: one video's verdict (``xai-study detect``), the
+verdicts of every video of a labels file (``detect --labels``, also on Ray workers) and a
 detector's scores over a split of a labels file (``xai-study evaluate-detector``)."""
 
 from __future__ import annotations
@@ -10,7 +11,24 @@ from typing import Any
 
 from xai_study.devices import resolve_device
 from xai_study.errors import XaiStudyError
+from xai_study.labels import VideoRecord, read_labels
+from xai_study.runs.cluster import ClusterOptions, Failure, print_failures, take_shard
 from xai_study.runs.detectors import VERDICT_ARCH, DetectorSet
+from xai_study.runs.evaluate import VIDEO_COLUMNS, video_fields
+from xai_study.runs.results import ResultsTable
+
+DETECT_COLUMNS = [
+    *VIDEO_COLUMNS,
+    "model",
+    "arch",
+    "p_fake",
+    "predicted",
+    "threshold",
+    "frames",
+    "frames_sampled",
+    "aggregation",
+    "error",
+]
 
 
 def load_one(
@@ -28,17 +46,19 @@ def detect_video(
     device: str | None = None,
     batch_size: int | None = None,
     role: str = VERDICT_ARCH,
+    det=None,
 ) -> dict[str, Any]:
     """P(fake), label, threshold and per-frame scores of ``video`` under ``model`` (the
-    detector for ``role``), with the detector and the face detector on ``device``
-    (default: the GPU when present) and ``batch_size`` frames per forward pass."""
+    detector for ``role``; ``det``: that detector already loaded), with the detector and
+    the face detector on ``device`` (default: the GPU when present) and ``batch_size``
+    frames per forward pass."""
     from xai_study.detectors.contract import aggregate_logits, sigmoid
     from xai_study.video.clip import extract_face_clip
 
     if frames < 1:
         raise XaiStudyError("--frames must be at least 1")
     device = resolve_device(device)
-    det = load_one(model, role, device, batch_size)
+    det = load_one(model, role, device, batch_size) if det is None else det
     clip = extract_face_clip(video, num_frames=frames, size=det.input_size, device=device)
     logits = det.frame_logits(clip.frames)
     how = aggregation or det.config.get("aggregation", "mean_logit")
@@ -56,6 +76,131 @@ def detect_video(
         "arch": det.config["arch"],
         "frames_sampled": int(clip.frames_sampled),
     }
+
+
+def detect_row(
+    record: VideoRecord,
+    det,
+    model: Any,
+    frames: int,
+    aggregation: str | None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """One video's row of ``detect --labels`` (with its error when the video fails)."""
+    row: dict[str, Any] = {**video_fields(record), "model": str(model)}
+    try:
+        r = detect_video(record.path, model, frames, aggregation, device=device, det=det)
+    except XaiStudyError as exc:
+        return {**row, "error": str(exc)}
+    return {
+        **row,
+        "arch": r["arch"],
+        "p_fake": r["p_fake"],
+        "predicted": r["label"],
+        "threshold": r["threshold"],
+        "frames": len(r["frame_scores"]),
+        "frames_sampled": r["frames_sampled"],
+        "aggregation": r["aggregation"],
+    }
+
+
+@dataclass
+class DetectJob:
+    """:func:`detect_row` on a Ray worker: the detector and MTCNN loaded once per worker."""
+
+    model: Any
+    frames: int
+    aggregation: str | None
+    role: str = VERDICT_ARCH
+    batch_size: int | None = None
+    _det: Any = field(default=None, init=False, repr=False)
+    _device: str | None = field(default=None, init=False, repr=False)
+
+    def setup(self, device: str) -> None:
+        from xai_study.video.faces import get_mtcnn
+
+        self._device = resolve_device(device)
+        get_mtcnn(self._device)
+        self._det = load_one(self.model, self.role, self._device, self.batch_size)
+
+    def run(self, record: VideoRecord) -> dict[str, Any]:
+        if self._det is None:
+            raise RuntimeError("DetectJob.run before setup")
+        return detect_row(
+            record, self._det, self.model, self.frames, self.aggregation, self._device
+        )
+
+
+@dataclass
+class BatchDetection:
+    """What ``detect --labels`` did."""
+
+    out: Path
+    rows: list[dict[str, Any]]  # every row of the output file for the videos asked for
+    failures: list[Failure]
+    report: Any = None  # the RunReport of a run on Ray
+
+
+def detect_labels(
+    labels: str | Path,
+    out: str | Path,
+    model: str = "plain",
+    frames: int = 32,
+    aggregation: str | None = None,
+    split: str | None = None,
+    cluster: ClusterOptions | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    batch_size: int | None = None,
+    role: str = VERDICT_ARCH,
+) -> BatchDetection:
+    """P(fake) of every video of a labels file (``split``: one split), one row per video
+    in ``out`` (a CSV, appended as videos finish, resumable); on Ray with ``cluster``;
+    otherwise in this process on ``device`` (default: the GPU when present)."""
+    import csv
+
+    from tqdm import tqdm
+
+    if frames < 1:
+        raise XaiStudyError("--frames must be at least 1")
+    records = take_shard(read_labels(Path(labels), split), shard)
+    load_one(model, role, "cpu")  # a wrong model fails before any slow work
+    out = Path(out)
+    if out.is_dir():
+        raise XaiStudyError(f"--out {out} is a folder; name the CSV file to write")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = ResultsTable(out, DETECT_COLUMNS, ("video", "model"), "detect")
+    todo = [r for r in records if (r.video_id, str(model)) not in table.done]
+    failures: list[Failure] = []
+    report = None
+    with table:
+        if cluster is not None and cluster.enabled:
+            from xai_study.runs.cluster import run_videos
+
+            def on_result(video: str, row: dict[str, Any]) -> str | None:
+                table.write_rows([row])
+                return row.get("error") or None
+
+            job = DetectJob(model, frames, aggregation, role, batch_size)
+            items = [(r.video_id, r) for r in todo]
+            report = run_videos(job, items, cluster, on_result, progress, desc="detect")
+            failures = report.failures
+        else:
+            device = resolve_device(device)
+            det = load_one(model, role, device, batch_size)
+            bar = tqdm(todo, desc="detect", unit="video", disable=not progress)
+            for record in bar:
+                row = detect_row(record, det, model, frames, aggregation, device)
+                table.write_rows([row])
+                if row.get("error"):
+                    failures.append(Failure(record.video_id, row["error"]))
+                bar.set_postfix_str(f"failed={len(failures)}")
+    print_failures(failures)
+    wanted = {(r.video_id, str(model)) for r in records}
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if (r["video"], r["model"]) in wanted]
+    return BatchDetection(out=out, rows=rows, failures=failures, report=report)
 
 
 @dataclass

@@ -14,18 +14,21 @@ section of ``summary.md`` compare every explainer with each null on the same vid
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xai_study.errors import XaiStudyError
 from xai_study.labels import VideoRecord, interleave, read_labels
+from xai_study.runs import results
 from xai_study.runs.analysis import analyse_clip
+from xai_study.runs.cluster import ClusterOptions, print_failures, take_shard
 from xai_study.runs.detectors import DetectorSet
 from xai_study.runs.measure import Measurer, seed_override
+from xai_study.runs.presets import PRESETS
 from xai_study.runs.presets import preset as preset_config
 
 VIDEO_COLUMNS = ["video", "path", "label", "split", "method", "identity"]
@@ -52,52 +55,19 @@ CSV_COLUMNS = [
 ]
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if not math.isfinite(value) else f"{value:.6g}"
-    return str(value)
-
-
-class ResultsTable:
-    """``per_video.csv``: rows appended as they are computed, finished ones remembered."""
+class ResultsTable(results.ResultsTable):
+    """``per_video.csv``: one row per video x explainer, appended as computed (safe under
+    concurrent writers, :mod:`xai_study.runs.results`), finished ones remembered."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.done: set[tuple[str, str]] = set()
-        if path.is_file():
-            with open(path, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                if reader.fieldnames != CSV_COLUMNS:
-                    raise XaiStudyError(
-                        f"{path} was not written by this version of 'evaluate' "
-                        "(different columns); use another --out folder"
-                    )
-                self.done = {(r["video"], r["explainer"]) for r in reader}
-
-    def __enter__(self) -> ResultsTable:
-        new = not self.path.is_file()
-        self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
-        self._writer = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
-        if new:
-            self._writer.writeheader()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._fh.close()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self._writer.writerow({k: _cell(row.get(k)) for k in CSV_COLUMNS})
-        self._fh.flush()
-        self.done.add((str(row["video"]), str(row["explainer"])))
+        super().__init__(path, CSV_COLUMNS, ("video", "explainer"), "evaluate")
 
 
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Record the run's settings in ``run.json``, or check they match the recorded ones."""
     meta = out / "run.json"
-    if not meta.is_file():
-        meta.write_text(json.dumps(settings, indent=2) + "\n")
+    if not meta.is_file():  # written whole, so that concurrent shards read all of it
+        results.write_atomic(meta, json.dumps(settings, indent=2) + "\n")
         return
     try:
         old = json.loads(meta.read_text())
@@ -157,6 +127,90 @@ def evaluate_video(
     except XaiStudyError as exc:
         return [{**base, "explainer": name, "error": str(exc)} for name in explainers]
     return [{**base, **row} for row in measurer.rows(analysis, detectors, masks)]
+
+
+@dataclass
+class EvaluateJob:
+    """:func:`evaluate_video` on a Ray worker (:mod:`xai_study.runs.cluster`): the
+    detectors and MTCNN are loaded once per worker in :meth:`setup`. The driver's preset
+    travels with the job, so every worker uses exactly the driver's settings."""
+
+    explainers: list[str]
+    specs: dict[str, Any]
+    preset: str
+    config: dict[str, Any]
+    steps: int
+    baseline: str
+    sanity: bool
+    seed: int
+    batch_size: int | None = None
+    _detectors: DetectorSet | None = field(default=None, init=False, repr=False)
+    _measurer: Measurer | None = field(default=None, init=False, repr=False)
+
+    def setup(self, device: str) -> None:
+        from xai_study.video.faces import get_mtcnn
+
+        PRESETS[self.preset] = self.config
+        get_mtcnn(device)
+        dets = DetectorSet(self.specs, device, self.batch_size)
+        self._detectors = dets.for_explainers(self.explainers)
+        self._measurer = Measurer(self.preset, self.steps, self.baseline, self.sanity, self.seed)
+
+    def run(self, item: tuple[VideoRecord, list[str]]) -> list[dict[str, Any]]:
+        if self._detectors is None or self._measurer is None:
+            raise RuntimeError("EvaluateJob.run before setup")
+        record, todo = item
+        return evaluate_video(record, todo, self._detectors, self._measurer)
+
+
+def row_errors(rows: list[dict[str, Any]]) -> str | None:
+    """A video's failure in one line (the error of its rows), or None when it has none."""
+    errors = {str(r["explainer"]): str(r["error"]) for r in rows if r.get("error")}
+    if not errors:
+        return None
+    if len(errors) == len(rows) and len(set(errors.values())) == 1:
+        return next(iter(errors.values()))
+    return "; ".join(f"{e}: {m}" for e, m in errors.items())
+
+
+def evaluate_on_ray(
+    videos: list[VideoRecord],
+    explainers: list[str],
+    dets: DetectorSet,
+    measurer: Measurer,
+    table: ResultsTable,
+    cluster: ClusterOptions,
+    progress: bool = True,
+):
+    """The videos' rows computed by Ray workers, written to ``table`` as they arrive;
+    returns the :class:`~xai_study.runs.cluster.RunReport`."""
+    from xai_study.runs.cluster import run_videos
+
+    items = []
+    for v in videos:
+        todo = [e for e in explainers if (v.video_id, e) not in table.done]
+        if todo:
+            items.append((v.video_id, (v, todo)))
+    job = EvaluateJob(
+        explainers=list(explainers),
+        specs=dict(dets.specs),
+        preset=measurer.preset,
+        config=preset_config(measurer.preset),
+        steps=measurer.steps,
+        baseline=measurer.baseline,
+        sanity=measurer.sanity,
+        seed=measurer.seed,
+        batch_size=dets.batch_size,
+    )
+
+    def on_result(video: str, rows: list[dict[str, Any]]) -> str | None:
+        table.write_rows(rows)
+        return row_errors(rows)
+
+    with table:
+        report = run_videos(job, items, cluster, on_result, progress, desc="evaluate")
+    print_failures(report.failures)
+    return report
 
 
 def check_explainers(explainers: list[str]) -> None:
@@ -242,6 +296,9 @@ def evaluate(
     detectors: DetectorSet | dict | None = None,
     device: str | None = None,
     batch_size: int | None = None,
+    cluster: ClusterOptions | None = None,
+    shard: tuple[int, int] | None = None,
+    on_report=None,
 ) -> dict[str, Path]:
     """Run the evaluation (see ``xai-study evaluate --help``); returns the output paths.
 
@@ -249,7 +306,11 @@ def evaluate(
     name, checkpoint or icpr2020dfdc file) or ready detector objects; a role it leaves
     out gets its demo checkpoint. ``detector`` is the spec for ``plain`` alone (what
     ``--detector`` gave). ``device`` (default: the GPU when present) runs the detectors
-    and the face detector; ``batch_size`` is the number of frames per forward pass."""
+    and the face detector; ``batch_size`` is the number of frames per forward pass.
+    With ``cluster`` (``--workers`` / ``--ray``) the videos are processed by Ray workers
+    (:func:`evaluate_on_ray`; ``on_report`` receives its
+    :class:`~xai_study.runs.cluster.RunReport`); ``shard=(i, n)`` takes every n-th video
+    from the i-th, for n jobs writing into one folder."""
     from tqdm import tqdm
 
     check_explainers(explainers)
@@ -257,7 +318,8 @@ def evaluate(
     steps = config["faithfulness_steps"] if steps is None else steps
     if steps < 0:
         raise XaiStudyError("--steps must be 0 (skip) or more")
-    videos = interleave(read_labels(data, split, limit))
+    all_videos = interleave(read_labels(data, split, limit))
+    videos = take_shard(all_videos, shard)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "per_video.csv"
     if summary_only and not csv_path.is_file():
@@ -287,6 +349,11 @@ def evaluate(
         dets.for_explainers(explainers)  # a wrong detector fails before any slow work
     if summary_only:
         videos = [v for v in videos if any((v.video_id, e) in table.done for e in explainers)]
+    elif cluster is not None and cluster.enabled:
+        measurer = Measurer(preset, steps, baseline, sanity, seed)
+        report = evaluate_on_ray(videos, explainers, dets, measurer, table, cluster, progress)
+        if on_report is not None:
+            on_report(report)
     else:
         measurer = Measurer(preset, steps, baseline, sanity, seed)
         total = len(videos) * len(explainers)
@@ -301,8 +368,10 @@ def evaluate(
                 for row in evaluate_video(video, todo, dets, measurer):
                     table.write(row)
                     bar.update(1)
-    wanted = {(v.video_id, e) for v in videos for e in explainers}
-    summarise_run(out, data, preset, wanted, n_boot, seed)
+    # a shard summarises what all shards have written so far
+    wanted = {(v.video_id, e) for v in (all_videos if shard else videos) for e in explainers}
+    with open(csv_path, "a+b") as fh, results.locked(fh):  # one summary writer at a time
+        summarise_run(out, data, preset, wanted, n_boot, seed)
     return {
         "per_video": csv_path,
         "summary_csv": out / "summary.csv",
