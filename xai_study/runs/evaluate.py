@@ -15,7 +15,6 @@ section of ``summary.md`` compare every explainer with each null on the same vid
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
