@@ -218,8 +218,13 @@ def test_calibrate_stores_the_fit_and_re_expresses_the_threshold(scored_split, c
     again = read_checkpoint(ckpt)["meta"]
     assert again["calibration"]["scale"] == pytest.approx(expected.scale, rel=1e-9)
     assert again["threshold"]["p_fake"] == pytest.approx(t, rel=1e-12)
-    # Platt: two parameters, and the stored threshold follows
-    assert main([*args, "--method", "platt"]) == 0
+    # Platt: two parameters, and the stored threshold follows; --out writes the fit
+    fit_dir = labels.parent / "fit"
+    assert main([*args, "--method", "platt", "--out", str(fit_dir)]) == 0
+    with (fit_dir / "per_video.csv").open() as fh:
+        fitted = list(csv.DictReader(fh))
+    assert [float(r["video_logit"]) for r in fitted] == pytest.approx(z, abs=1e-5)
+    assert (fit_dir / "calibration.json").exists()
     platt = Calibration.from_meta(read_checkpoint(ckpt)["meta"]["calibration"])
     assert platt.method == "platt"
     assert read_checkpoint(ckpt)["meta"]["threshold"]["p_fake"] == pytest.approx(

@@ -45,6 +45,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--bins", type=int, default=10, help="equal-width bins of the reported ECE (default 10)"
     )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/calibration.json and DIR/per_video.csv (the fitted videos' "
+        "logits and P(fake) before and after)",
+    )
     p.add_argument("--cache-dir", default=".xai_study_cache/faces", help="face-crop cache folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_calibrate)
@@ -89,6 +96,7 @@ def _calibrate(args) -> int:
         cache_dir=args.cache_dir,
         progress=not args.quiet,
         command=_command(),
+        out=args.out,
     )
     e = run.entry
     on, fit = e["fitted_on"], e["fit"]

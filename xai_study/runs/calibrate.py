@@ -50,11 +50,14 @@ def calibrate_checkpoint(
     cache_dir: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    out: str | os.PathLike | None = None,
 ) -> CalibrationRun:
     """Fit ``method`` (temperature or Platt scaling of the video logit) by maximum
     likelihood on the videos of ``split`` and store it in the checkpoint's metadata; a
     stored threshold is re-expressed on the new scale (same decisions). Any earlier
-    calibration is replaced (the fit always starts from the raw logits)."""
+    calibration is replaced (the fit always starts from the raw logits). With ``out``,
+    also ``calibration.json`` (the stored entry) and ``per_video.csv`` (each fitted
+    video's label, identity, raw video logit, raw and calibrated P(fake))."""
     from xai_study.detectors.calibration import (
         METHODS,
         Calibration,
@@ -126,9 +129,27 @@ def calibrate_checkpoint(
         meta["threshold"] = dict(stored, p_fake=t_cal, p_fake_raw=t_raw)
     meta["calibration"] = clean_json(entry)
     write_checkpoint_dict(obj, path)
+    if out is not None:
+        _write_fit(Path(out), meta["calibration"], faces, z, raw, after)
     return CalibrationRun(
         entry=entry, checkpoint=path, threshold=threshold, decisions_changed=changed
     )
+
+
+def _write_fit(out: Path, entry, faces, z, raw, after) -> None:
+    import csv
+
+    from xai_study.detectors.evaluate import dump_json
+
+    dump_json(entry, out / "calibration.json")
+    with (out / "per_video.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["video_id", "label", "identity", "video_logit", "p_fake_raw", "p_fake"])
+        for v, it in enumerate(faces.items):
+            w.writerow(
+                [it.video_id, "fake" if it.label else "real", it.identity,
+                 f"{z[v]:.6f}", f"{raw[v]:.8g}", f"{after[v]:.8g}"]
+            )  # fmt: skip
 
 
 def convert_checkpoint(
