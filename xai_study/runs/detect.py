@@ -143,7 +143,7 @@ def auc_intervals(faces, res: dict[str, Any], n_boot: int = 2000, seed: int = 0)
     from xai_study.metrics.paired import cluster_bootstrap_auc
 
     ident = np.array([it.identity or f"video:{it.video_id}" for it in faces.items])
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for level, y, s, c in (
         ("video", faces.video_labels(), res["video_scores"], ident),
         ("frame", faces.labels, res["frame_scores"], ident[faces.video]),
