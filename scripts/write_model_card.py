@@ -6,18 +6,16 @@ NAME is plain|bonettini|ltpa; DATA_COMMAND the command that made the training la
 (`xai-study make-train-extra ...`); TRAIN_COMMAND the exact `xai-study train ...` line
 (several lines when it needs another model first, e.g. the plain one for `--init`);
 EVAL_DIR the folder `xai-study evaluate-detector --out` wrote for models/NAME.pt on the
-test split (metrics.json, per_video.csv). Training history and data counts are read from
+test split (metrics.json, with its identity-clustered AUC intervals and the calibration
+figures). Training history, data counts, the threshold and the calibration are read from
 the checkpoint's metadata.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from xai_study.detectors.evaluate import format_p
 
@@ -27,19 +25,6 @@ TITLES = {
     "ltpa": "EfficientNet-Lite0 + LTPA attention",
 }
 TARGET = 0.90
-
-
-def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, n: int = 2000, seed: int = 0):
-    """95 % interval of the AUC, resampling videos within each class."""
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(seed)
-    fake, real = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    aucs = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(fake, len(fake)), rng.choice(real, len(real))])
-        aucs.append(roc_auc_score(labels[idx], scores[idx]))
-    return np.percentile(aucs, [2.5, 97.5])
 
 
 def attention_change(meta: dict) -> float:
@@ -61,6 +46,50 @@ def attention_change(meta: dict) -> float:
     return float((trained - w0).norm() / w0.norm())
 
 
+def _calibration_lines(name: str, m: dict, cal_meta: dict | None) -> list[str]:
+    """The calibration section: ECE / Brier / NLL of the test P(fake), before and after."""
+    c = m["calibration"]
+    if not cal_meta or c["method"] == "identity":
+        return []
+    on = cal_meta["fitted_on"]
+    how = (
+        f"temperature scaling, T = {c['temperature']:.3f}"
+        if c["method"] == "temperature"
+        else f"Platt scaling, a = {c['scale']:.3f}, b = {c['bias']:+.3f}"
+    )
+    rows = []
+    for level in ("video", "frame"):
+        r, k = c[level]["raw"], c[level]["calibrated"]
+        rows.append(
+            f"| {level} | {r['ece']:.3f} → **{k['ece']:.3f}** | {r['brier']:.3f} → "
+            f"**{k['brier']:.3f}** | {r['nll']:.3f} → {k['nll']:.3f} |"
+        )
+    return [
+        "## Calibration",
+        "",
+        f"P(fake) is calibrated by {how} of the video logit, fitted by maximum likelihood "
+        f"on the {on['n_videos']}",
+        f"{on['split']} videos ({on['n_fake']} fake, {on['n_real']} real, "
+        f"{on['n_identities']} people) of `{on['data']}` and stored in the checkpoint",
+        "(`meta.calibration`); the stored threshold is re-expressed on that scale. On the "
+        "test split, raw → calibrated",
+        f"(ECE over {c['bins']} equal-width bins of P(fake); Brier score; NLL in nats):",
+        "",
+        "| level | ECE | Brier | NLL |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "```",
+        cal_meta.get("command")
+        or f"xai-study calibrate --checkpoint models/{name}.pt --data {on['data']} "
+        f"--split {on['split']}",
+        f"xai-study evaluate-detector --model models/{name}.pt --data "
+        f"study_data/demo_data/labels.csv --split test --out runs/eval_{name}",
+        "```",
+        "",
+    ]
+
+
 def _at(m: dict, level: str) -> str:
     at = m.get("at_threshold")
     if not at:
@@ -76,10 +105,10 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
     td, history = meta["training_data"], meta["history"]
     n_sbi = td.get("self_blended_frames", 0)
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
-    per_video = list(csv.DictReader((Path(eval_dir) / "per_video.csv").open()))
-    y = np.array([r["label"] == "fake" for r in per_video], dtype=int)
-    s = np.array([float(r["p_fake"]) for r in per_video])
-    lo, hi = bootstrap_auc(y, s)
+    ci = m["auc_interval"]["video"]
+    lo, hi, n_id = ci["low"], ci["high"], ci["n_clusters"]
+    fci = m["auc_interval"]["frame"]
+    cal_meta = meta.get("calibration")
     v, f = m["video"], m["frame"]
     met = v["auc"] >= TARGET
     minutes = history[-1]["seconds"] / 60
@@ -112,12 +141,13 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         ]
     status = (
         f"**Status: demo model.** Held-out video AUC **{v['auc']:.3f}** on the demo test "
-        f"split (target ≥ {TARGET:.2f} met; 95 % bootstrap interval {lo:.2f}–{hi:.2f}). "
+        f"split (target ≥ {TARGET:.2f} met; 95 % bootstrap interval over the {n_id} test "
+        f"people {lo:.2f}–{hi:.2f}). "
         "It detects the demo data set's manipulations; it is not a general deepfake detector."
         if met
         else f"**Status: demo model, below the target** (video AUC ≥ {TARGET:.2f} on the "
-        f"test split): held-out video AUC **{v['auc']:.3f}** (95 % bootstrap interval "
-        f"{lo:.2f}–{hi:.2f}). Good enough to demonstrate explanations, not to detect deepfakes."
+        f"test split): held-out video AUC **{v['auc']:.3f}** (95 % bootstrap interval over "
+        f"the {n_id} test people {lo:.2f}–{hi:.2f}). Good enough to demonstrate explanations, not to detect deepfakes."
     )
     lines = [
         f"# Model card: `{name}` — {TITLES[name]}",
@@ -161,6 +191,7 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
             if thr
             else []
         ),
+        *([cal_meta["command"]] if cal_meta and cal_meta.get("command") else []),
         "```",
         "",
         "| epoch | train loss | val loss | val frame AUC | val video AUC |",
@@ -190,6 +221,14 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         f"| frame | {f['n']} | {f['auc']:.3f} | {f['balanced_accuracy']:.3f} | "
         f"{_at(m, 'frame')} | {f['eer']:.3f} | {f['ap']:.3f} |",
         "",
+        f"AUC intervals: 95 % percentile bootstrap, {ci['n_boot']} resamples of the "
+        f"{n_id} test **people** (identities)",
+        f"with replacement (a person's videos are not independent): video {lo:.3f}–{hi:.3f}, "
+        f"frame {fci['low']:.3f}–{fci['high']:.3f}.",
+        "Balanced accuracies use the calibrated P(fake) and the stored threshold on the same",
+        "scale (the same decisions as the raw threshold on the raw P(fake)).",
+        "",
+        *_calibration_lines(name, m, cal_meta),
         "## Limits",
         "",
         "- Seen only the demo manipulations (graphics face swap, self-blending) on 11 people,",
@@ -201,7 +240,13 @@ def main(name: str, data_command: str, command: str, eval_dir: str) -> str:
         '  does not predict the test AUC (docs/detectors.md, "Demo checkpoints"): the kept',
         "  epoch and recipe are noisy choices. Earlier recipes were compared on the test",
         "  split too, so treat the test AUC as optimistic.",
-        f"- P(fake) is not calibrated: balanced accuracy at 0.5 is {v['balanced_accuracy']:.2f}",
+        (
+            f"- Calibration was fitted on only {cal_meta['fitted_on']['n_videos']} validation "
+            f"videos of {cal_meta['fitted_on']['n_identities']} people"
+            if cal_meta
+            else "- P(fake) is not calibrated"
+        )
+        + f": balanced accuracy at 0.5 is {v['balanced_accuracy']:.2f}",
         "  (some real people score high)." + thr_text,
         "- Trained on the CPU with a frozen lower trunk; unfreezing the backbone and more",
         "  people are the next steps.",

@@ -30,6 +30,8 @@ COMMANDS = [
     "train",
     "detect",
     "evaluate-detector",
+    "calibrate",
+    "convert",
     "explain",
     "metrics",
     "evaluate",

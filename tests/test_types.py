@@ -29,6 +29,7 @@ CHECKED = [
     "xai_study/detectors/icpr.py",
     "xai_study/detectors/pretrained.py",
     "xai_study/detectors/evaluate.py",
+    "xai_study/detectors/calibration.py",
     "xai_study/explainers",
     "xai_study/metrics",
 ]

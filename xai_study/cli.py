@@ -19,7 +19,16 @@ Typical flow:  faces -> detect -> explain -> metrics / evaluate -> build-study -
 Run 'xai-study COMMAND --help' for the options of each command."""
 
 
-_ORDER = ["faces", "make_demo_data", "detectors", "explain", "metrics", "study", "analyze"]
+_ORDER = [
+    "faces",
+    "make_demo_data",
+    "detectors",
+    "checkpoints",
+    "explain",
+    "metrics",
+    "study",
+    "analyze",
+]
 
 
 class _Parser(argparse.ArgumentParser):

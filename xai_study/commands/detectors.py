@@ -114,7 +114,8 @@ def register(subparsers) -> None:
         description=(
             "Score a video: faces are detected and cropped on evenly spaced frames, every "
             "crop gets a logit, the video P(fake) is the sigmoid of the mean logit (or the "
-            "checkpoint's aggregation).\n\n"
+            "checkpoint's aggregation), calibrated when the checkpoint stores a calibration "
+            "(xai-study calibrate; --json also gives p_fake_raw).\n\n"
             "With --labels, score every video of a labels CSV (optionally one --split) and "
             "write one row per video to --out FILE.csv as each finishes (video, label, "
             "model, p_fake, predicted, threshold, frames, error); rerunning the same "
@@ -156,8 +157,10 @@ def register(subparsers) -> None:
         description=(
             "Score every video of one split and report video-level and frame-level AUC, "
             "balanced accuracy (at 0.5, and at the checkpoint's own threshold when it has "
-            "one), EER and AP. Writes metrics.json, per_video.csv and ROC/DET plots to "
-            "--out.\n\nexamples:\n"
+            "one), EER and AP, with 95 % bootstrap intervals of the AUC that resample "
+            "identities (the labels file's source_identity), and ECE (10 bins) / Brier score "
+            "of P(fake) before and after the checkpoint's calibration. Writes metrics.json, "
+            "per_video.csv and ROC/DET plots to --out.\n\nexamples:\n"
             "  xai-study evaluate-detector --model plain "
             "--data study_data/demo_data/labels.csv --split test --out runs/eval_plain\n"
             "  xai-study evaluate-detector --model runs/my.pt --data labels.csv --split val "
@@ -348,6 +351,22 @@ def _print_evaluation(model: str, split: str, run) -> None:
         f"EER {_f(v['eer'])}  AP {_f(v['ap'])}"
     )
     print(f"  frame AUC {_f(f['auc'])}  balanced acc {_f(f['balanced_accuracy'])}")
+    for level, ci in run.metrics.get("auc_interval", {}).items():
+        if ci["low"] is not None and ci["low"] == ci["low"]:
+            print(
+                f"  {level} AUC 95 % interval {ci['low']:.3f}-{ci['high']:.3f} "
+                f"(bootstrap over {ci['n_clusters']} identities)"
+            )
+    cal = run.metrics.get("calibration")
+    if cal:
+        r, c = cal["video"]["raw"], cal["video"]["calibrated"]
+        how = (
+            "raw" if cal["method"] == "identity" else f"{cal['method']} T={cal['temperature']:.3g}"
+        )
+        print(
+            f"  video P(fake) calibration ({how}): ECE ({cal['bins']} bins) {r['ece']:.3f} -> "
+            f"{c['ece']:.3f}, Brier {r['brier']:.3f} -> {c['brier']:.3f}"
+        )
     at = run.metrics.get("at_threshold")
     if at is not None:
         print(

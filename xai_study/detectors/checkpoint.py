@@ -7,8 +7,14 @@ One file (``torch.save``) holding a dictionary::
       "version": 1,
       "config": {"arch", "backbone", "input_size", "mean", "std", ...},
       "state_dict": {name: tensor},          # float16 or float32 storage
-      "meta": {"training_data", "command", "metrics", "history", ...},
+      "meta": {"training_data", "command", "metrics", "history",
+               "threshold", "calibration", ...},
     }
+
+``meta["threshold"]`` (``evaluate-detector --save-threshold``) holds ``p_fake`` on the
+calibrated scale and ``p_fake_raw`` on the model's raw scale; ``meta["calibration"]``
+(``xai-study calibrate``, :mod:`xai_study.detectors.calibration`) the temperature or
+Platt parameters and how they were fitted. Without a calibration both scales are one.
 
 Loading uses ``torch.load(weights_only=True)`` (no code execution from the file) and
 validates every part, raising :class:`CheckpointError` with a one-line reason. A file
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from xai_study.detectors.calibration import Calibration
 from xai_study.errors import CheckpointError, XaiStudyError
 
 if TYPE_CHECKING:
@@ -189,9 +196,23 @@ def load_detector(name_or_path: str | os.PathLike, device: str | torch.device = 
     for k, v in model.state_dict().items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(f"{p}: weight {k!r} contains NaN or infinity")
-    model.meta = obj.get("meta", {})
+    meta = obj.get("meta", {})
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: the checkpoint meta must be a dictionary")
+    Calibration.from_meta(meta.get("calibration"), str(p))  # a one-line error if malformed
+    model.meta = meta
     model.source = str(p)
     return model.to(device).eval()
+
+
+def write_checkpoint_dict(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a raw checkpoint dictionary (as :func:`read_checkpoint` returned it, with
+    its metadata changed) back to ``path``, atomically (a temporary file, then rename)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, p)
+    return p
 
 
 def warm_start(model: Detector, name_or_path: str | os.PathLike) -> dict[str, Any]:

@@ -26,7 +26,10 @@ fake with **one logit per image**, ``P(fake) = sigmoid(logit)``:
   is the sigmoid of the mean frame logit).
 - ``video_score(frames) -> float``: ``aggregate(frame_logits(frames))``.
 - ``threshold``: the video P(fake) at or above which the detector calls a video fake
-  (0.5 unless a checkpoint stored another).
+  (0.5 unless a checkpoint stored another), on the *calibrated* scale when the
+  checkpoint stores a calibration (``meta["calibration"]``, applied by the callers
+  through :func:`xai_study.detectors.calibration.calibration_of`; ``aggregate`` and
+  ``video_score`` stay the raw model output).
 - ``config``: a JSON-like dict with at least ``arch``, ``backbone``, ``input_size``,
   ``mean``, ``std`` (saved in checkpoints); ``meta``: what the checkpoint says about
   the detector (training data, metrics, threshold; empty for a new one).
@@ -43,7 +46,8 @@ architecture (``config["arch"]``) before they call it.
 and ``forward``.
 
 The helpers below are the one implementation of each step: :func:`sigmoid`,
-:func:`batched_logits`, :func:`aggregate_logits`, :func:`preprocess_frames`,
+:func:`batched_logits`, :func:`aggregate_logits` (and its :func:`video_logit`),
+:func:`preprocess_frames`,
 :func:`detector_device`.
 """
 
@@ -177,6 +181,25 @@ def aggregate_logits(logits: Sequence[float] | np.ndarray, how: str = "mean_logi
     if how == "mean_prob":
         return float(sigmoid(arr).mean())
     return float(sigmoid(np.median(arr)))  # median
+
+
+def video_logit(logits: Sequence[float] | np.ndarray, how: str = "mean_logit") -> float:
+    """The video logit whose sigmoid is :func:`aggregate_logits`: the mean (``mean_logit``)
+    or median (``median``) frame logit, or the logit of the mean frame probability
+    (``mean_prob``, computed with log-sum-exp so that saturated frames stay finite). The
+    calibration (:mod:`xai_study.detectors.calibration`) maps this logit."""
+    arr = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if arr.size == 0:
+        raise XaiStudyError("no frame scores to aggregate")
+    check_aggregation(how)
+    if how == "mean_logit":
+        return float(arr.mean())
+    if how == "median":
+        return float(np.median(arr))
+    from scipy.special import logsumexp
+
+    # log mean sigmoid(z) - log mean sigmoid(-z), with log sigmoid(z) = -logaddexp(0, -z)
+    return float(logsumexp(-np.logaddexp(0.0, -arr)) - logsumexp(-np.logaddexp(0.0, arr)))
 
 
 def check_aggregation(how: str) -> str:

@@ -163,19 +163,30 @@ def plot_roc_det(labels, scores, out_prefix: str | os.PathLike, title: str = "")
     return [roc_path, det_path]
 
 
-def write_per_video_csv(path: str | os.PathLike, faceset, video_scores, logits) -> Path:
+def write_per_video_csv(
+    path: str | os.PathLike, faceset, video_scores, logits, raw_scores=None
+) -> Path:
+    """One row per video: ``p_fake`` (``video_scores``: calibrated when the detector has a
+    calibration), with ``raw_scores`` also ``p_fake_raw``, the identity, the number of
+    frames and the mean frame logit."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["video_id", "label", "p_fake", "frames", "mean_frame_logit"])
+        extra = ["p_fake_raw"] if raw_scores is not None else []
+        w.writerow(
+            ["video_id", "label", "p_fake", *extra, "identity", "frames", "mean_frame_logit"]
+        )
         for v, it in enumerate(faceset.items):
             fl = logits[faceset.video == v]
+            raw = [f"{raw_scores[v]:.6f}"] if raw_scores is not None else []
             w.writerow(
                 [
                     it.video_id,
                     "fake" if it.label else "real",
                     f"{video_scores[v]:.6f}",
+                    *raw,
+                    getattr(it, "identity", ""),
                     len(fl),
                     f"{float(np.mean(fl)):.6f}",
                 ]

@@ -81,7 +81,10 @@ class Detector(nn.Module):
     @property
     def threshold(self) -> float:
         """Video P(fake) at or above which the detector calls a video fake: the one
-        ``evaluate-detector --save-threshold`` stored in the checkpoint, else 0.5."""
+        ``evaluate-detector --save-threshold`` stored in the checkpoint, else 0.5. It is
+        on the calibrated scale (``meta["calibration"]``; the raw scale when there is
+        none): compare it with ``calibration_of(detector).video_p(logits)``, not with
+        ``aggregate(logits)``."""
         t = (self.meta or {}).get("threshold") or {}
         return float(t.get("p_fake", 0.5))
 

@@ -32,6 +32,25 @@ PAIRED_COLUMNS = [
 ]
 
 
+def cluster_draws(
+    clusters: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """The one resampling of clusters: ``(inverse, k, draws)`` with ``inverse`` the
+    cluster index (0..k-1) of each value and ``draws`` ``(n_boot, k)`` cluster indices
+    drawn with replacement (``numpy.random.default_rng(seed)``)."""
+    names, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+    k = len(names)
+    rng = np.random.default_rng(seed)
+    return inverse, k, rng.integers(0, k, size=(n_boot, k))
+
+
+def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap statistics at ``level``."""
+    alpha = (1 - level) / 2
+    low, high = np.quantile(np.asarray(stats, dtype=np.float64), [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def cluster_bootstrap(
     values: np.ndarray,
     clusters: np.ndarray,
@@ -48,18 +67,86 @@ def cluster_bootstrap(
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
-    names, inverse = np.unique(c, return_inverse=True)
-    k = len(names)
+    inverse, k, draws = cluster_draws(c, n_boot, seed)
     if k < 2:
         return mean, math.nan, math.nan
     sums = np.bincount(inverse, weights=x, minlength=k)
     counts = np.bincount(inverse, minlength=k).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, k, size=(n_boot, k))
     means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return mean, float(low), float(high)
+    low, high = percentile_interval(means, level)
+    return mean, low, high
+
+
+def cluster_bootstrap_auc(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    clusters: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float | int]:
+    """ROC AUC of ``scores`` for 0/1 ``labels`` and a percentile interval from resampling
+    whole clusters (identities) with replacement, as :func:`cluster_bootstrap` does. A
+    resample with only one class has no AUC and is dropped (``n_valid`` counts the
+    others). ``low``/``high`` are NaN with fewer than 2 clusters or 2 valid resamples."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    c = np.asarray(clusters).reshape(-1)
+    if not (y.size == s.size == c.size):
+        raise ValueError(f"{y.size} labels, {s.size} scores and {c.size} clusters")
+    out: dict[str, float | int] = {
+        "auc": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+        "level": level,
+        "n_boot": n_boot,
+        "n_valid": 0,
+        "n_clusters": int(len(np.unique(c))) if c.size else 0,
+    }
+    if not (y.size and 0 < y.sum() < y.size):
+        return out
+    out["auc"] = float(roc_auc_score(y, s))
+    inverse, k, draws = cluster_draws(c, n_boot, seed)
+    if k < 2:
+        return out
+    # A resample repeats whole clusters, so its AUC is the AUC with each value weighted by
+    # how often its cluster was drawn: sum_ij w_i w_j [s_i > s_j] (ties 1/2) over fake i,
+    # real j, divided by (sum w_fake)(sum w_real): exactly roc_auc_score of the resample.
+    counts = np.zeros((len(draws), k))
+    np.add.at(counts, (np.repeat(np.arange(len(draws)), k), draws.reshape(-1)), 1.0)
+    weights = counts[:, inverse]
+    pos, neg = y == 1, y == 0
+    wp, wn = weights[:, pos], weights[:, neg]
+    denom = wp.sum(axis=1) * wn.sum(axis=1)
+    valid = denom > 0
+    if pos.sum() * neg.sum() <= 20_000_000:
+        sp, sn = s[pos][:, None], s[neg][None, :]
+        wins = (sp > sn) + 0.5 * (sp == sn)
+        num = np.einsum("bi,ij,bj->b", wp, wins, wn, optimize=True)
+    else:  # too many pairs for the matrix: one weighted AUC per resample
+        num = np.array([_weighted_auc_numerator(s, y, w) for w in weights])
+    aucs = num[valid] / denom[valid]
+    out["n_valid"] = int(valid.sum())
+    if valid.sum() >= 2:
+        out["low"], out["high"] = percentile_interval(aucs, level)
+    return out
+
+
+def _weighted_auc_numerator(s: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """``sum_ij w_i w_j [s_i > s_j]`` (ties 1/2) over fake i and real j, by sorting."""
+    order = np.argsort(s, kind="stable")
+    s, y, w = s[order], y[order], w[order]
+    _, start = np.unique(s, return_index=True)
+    ends = np.append(start[1:], s.size)
+    num, below = 0.0, 0.0  # ``below``: weight of real values under the current score
+    for a, b in zip(start, ends, strict=True):
+        wf = w[a:b][y[a:b] == 1].sum()
+        wr = w[a:b][y[a:b] == 0].sum()
+        num += wf * (below + 0.5 * wr)
+        below += wr
+    return float(num)
 
 
 def paired_differences(

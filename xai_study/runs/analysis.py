@@ -29,10 +29,11 @@ TARGETS = ("fake", "real")
 class Verdict:
     """The verdict detector's scores of one clip."""
 
-    frame_logits: np.ndarray  # (T,) float64
-    frame_scores: np.ndarray  # (T,) per-frame P(fake)
-    p_fake: float  # video P(fake), the detector's own aggregation
+    frame_logits: np.ndarray  # (T,) float64, the model's raw logits
+    frame_scores: np.ndarray  # (T,) per-frame P(fake), calibrated
+    p_fake: float  # video P(fake) (the detector's own aggregation), calibrated
     threshold: float  # the detector's decision threshold on p_fake
+    p_fake_raw: float | None = None  # the same before calibration (sigmoid of the logit)
 
     @property
     def label(self) -> str:
@@ -46,8 +47,8 @@ class Analysis:
     source: str
     clip: Any  # xai_study.video.FaceClip
     p_fake: float  # video-level P(fake) of the verdict detector
-    frame_logits: np.ndarray  # (T,) verdict detector logits
-    frame_scores: np.ndarray  # (T,) per-frame P(fake)
+    frame_logits: np.ndarray  # (T,) verdict detector logits (raw)
+    frame_scores: np.ndarray  # (T,) per-frame P(fake), calibrated
     explanations: dict[str, Any]  # name -> Explanation
     preset: str
     target: str
@@ -58,6 +59,7 @@ class Analysis:
     summary_path: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.5  # the verdict detector's decision threshold
+    p_fake_raw: float | None = None  # p_fake before the checkpoint's calibration
 
     @property
     def verdict(self) -> str:
@@ -71,6 +73,7 @@ class Analysis:
             "verdict": self.verdict,
             "p_fake": round(float(self.p_fake), 6),
             "threshold": round(float(self.threshold), 6),
+            "p_fake_raw": None if self.p_fake_raw is None else round(float(self.p_fake_raw), 6),
             "frame_scores": [round(float(s), 6) for s in self.frame_scores],
             "frame_indices": [int(i) for i in clip.frame_indices],
             "timestamps": [round(float(t), 4) for t in clip.timestamps],
@@ -89,18 +92,24 @@ class Analysis:
 
 
 def score_clip(detector, frames: np.ndarray) -> Verdict:
-    """The detector's frame logits, frame P(fake), video P(fake) and threshold."""
-    from xai_study.detectors.contract import check_detector, sigmoid
+    """The detector's frame logits, frame P(fake), video P(fake) and threshold; the
+    probabilities are calibrated by the checkpoint's calibration (identity without one),
+    ``p_fake_raw`` is the model's own."""
+    from xai_study.detectors.calibration import calibration_of
+    from xai_study.detectors.contract import check_detector
     from xai_study.explainers.base import detector_lock
 
     detector = check_detector(detector, "the verdict detector")
     with detector_lock(detector):
         logits = np.asarray(detector.frame_logits(frames), dtype=np.float64).reshape(-1)
+    calibration = calibration_of(detector)
+    how = detector.config.get("aggregation", "mean_logit")
     return Verdict(
         frame_logits=logits,
-        frame_scores=sigmoid(logits),
-        p_fake=float(detector.aggregate(logits)),
+        frame_scores=calibration.frame_p(logits),
+        p_fake=calibration.video_p(logits, how),
         threshold=float(detector.threshold),
+        p_fake_raw=float(detector.aggregate(logits)),
     )
 
 
@@ -178,4 +187,5 @@ def analyse_clip(
         detectors=used,
         seconds=seconds,
         threshold=verdict.threshold,
+        p_fake_raw=verdict.p_fake_raw,
     )

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xai_study.devices import resolve_device
 from xai_study.errors import XaiStudyError
 from xai_study.labels import VideoRecord, read_labels
@@ -51,8 +53,11 @@ def detect_video(
     """P(fake), label, threshold and per-frame scores of ``video`` under ``model`` (the
     detector for ``role``; ``det``: that detector already loaded), with the detector and
     the face detector on ``device`` (default: the GPU when present) and ``batch_size``
-    frames per forward pass."""
-    from xai_study.detectors.contract import aggregate_logits, sigmoid
+    frames per forward pass. ``p_fake``, ``frame_scores`` and ``threshold`` are on the
+    calibrated scale (the checkpoint's calibration; the raw one without), ``p_fake_raw``
+    and ``frame_logits`` are the model's own output."""
+    from xai_study.detectors.calibration import calibration_of
+    from xai_study.detectors.contract import aggregate_logits
     from xai_study.video.clip import extract_face_clip
 
     if frames < 1:
@@ -62,12 +67,15 @@ def detect_video(
     clip = extract_face_clip(video, num_frames=frames, size=det.input_size, device=device)
     logits = det.frame_logits(clip.frames)
     how = aggregation or det.config.get("aggregation", "mean_logit")
-    p = aggregate_logits(logits, how)
+    calibration = calibration_of(det)
+    p = calibration.video_p(logits, how)
     return {
         "p_fake": p,
         "label": "fake" if p >= det.threshold else "real",
         "threshold": det.threshold,
-        "frame_scores": sigmoid(logits).tolist(),
+        "p_fake_raw": aggregate_logits(logits, how),
+        "calibration": calibration.describe(),
+        "frame_scores": calibration.frame_p(logits).tolist(),
         "frame_logits": logits.astype(float).tolist(),
         "frame_indices": clip.frame_indices.astype(int).tolist(),
         "timestamps": [round(float(t), 4) for t in clip.timestamps],
@@ -223,14 +231,12 @@ def _project_checkpoint(path: Path, flag: str) -> dict[str, Any]:
 
 
 def _at_threshold(faces, res, threshold: float) -> dict[str, float] | None:
-    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.evaluate import binary_metrics
 
     if threshold == 0.5:
         return None
-    frame_p = sigmoid(res["frame_logits"], dtype=res["frame_logits"].dtype)  # float32 here
     vb = binary_metrics(faces.video_labels(), res["video_scores"], threshold)
-    fb = binary_metrics(faces.labels, frame_p, threshold)
+    fb = binary_metrics(faces.labels, res["frame_scores"], threshold)
     return {
         "threshold": threshold,
         "video_balanced_accuracy": vb["balanced_accuracy"],
@@ -239,19 +245,78 @@ def _at_threshold(faces, res, threshold: float) -> dict[str, float] | None:
 
 
 def _write_outputs(out: Path, metrics, faces, res, split: str) -> None:
-    from xai_study.detectors.contract import sigmoid
     from xai_study.detectors.evaluate import dump_json, plot_roc_det, write_per_video_csv
 
     dump_json(metrics, out / "metrics.json")
-    write_per_video_csv(out / "per_video.csv", faces, res["video_scores"], res["frame_logits"])
+    write_per_video_csv(
+        out / "per_video.csv", faces, res["video_scores"], res["frame_logits"], res["raw_scores"]
+    )
     plot_roc_det(faces.video_labels(), res["video_scores"], out / "video", title=f"{split} (video)")
-    frame_p = sigmoid(res["frame_logits"], dtype=res["frame_logits"].dtype)  # float32 here
-    plot_roc_det(faces.labels, frame_p, out / "frame", title=f"{split} (frame)")
+    plot_roc_det(faces.labels, res["frame_scores"], out / "frame", title=f"{split} (frame)")
+
+
+def calibrated_results(det, faces, res: dict[str, Any], bins: int = 10) -> dict[str, Any]:
+    """``res`` of :func:`~xai_study.detectors.evaluate.evaluate_faceset` on the detector's
+    calibrated scale: ``video_scores`` / ``frame_scores`` become calibrated P(fake)
+    (``raw_scores`` keeps the raw video P(fake)), the ``video`` / ``frame`` metrics are
+    recomputed on them (AUC, EER and AP do not change: the map is increasing), and
+    ``calibration`` holds ECE (``bins`` equal-width bins), Brier score and NLL before and
+    after, per video and per frame."""
+    from xai_study.detectors.calibration import calibration_measures, calibration_of
+    from xai_study.detectors.contract import sigmoid
+    from xai_study.detectors.evaluate import binary_metrics
+
+    cal = calibration_of(det)
+    how = det.config.get("aggregation", "mean_logit")
+    logits = res["frame_logits"]
+    raw = np.asarray(res["video_scores"], dtype=np.float64)
+    if cal.identity:
+        video, frame = raw, sigmoid(logits, dtype=logits.dtype)  # float32 frames, as before
+    else:
+        video = np.array(
+            [cal.video_p(logits[faces.video == v], how) for v in range(len(faces.items))]
+        )
+        frame = cal.frame_p(logits)
+    out = dict(res, raw_scores=raw, video_scores=video, frame_scores=frame)
+    if not cal.identity:
+        out["video"] = binary_metrics(faces.video_labels(), video)
+        out["frame"] = binary_metrics(faces.labels, frame)
+    y_v, y_f = faces.video_labels(), faces.labels
+    out["calibration"] = dict(
+        cal.to_meta(),
+        bins=bins,
+        video={
+            "raw": calibration_measures(raw, y_v, bins),
+            "calibrated": calibration_measures(video, y_v, bins),
+        },
+        frame={
+            "raw": calibration_measures(sigmoid(logits), y_f, bins),
+            "calibrated": calibration_measures(frame, y_f, bins),
+        },
+    )
+    return out
+
+
+def auc_intervals(faces, res: dict[str, Any], n_boot: int = 2000, seed: int = 0):
+    """Identity-clustered 95 % bootstrap intervals of the video and frame AUC
+    (:func:`xai_study.metrics.paired.cluster_bootstrap_auc`; videos without an identity
+    are their own cluster)."""
+    from xai_study.metrics.paired import cluster_bootstrap_auc
+
+    ident = np.array([it.identity or f"video:{it.video_id}" for it in faces.items])
+    out: dict[str, dict[str, Any]] = {}
+    for level, y, s, c in (
+        ("video", faces.video_labels(), res["video_scores"], ident),
+        ("frame", faces.labels, res["frame_scores"], ident[faces.video]),
+    ):
+        out[level] = dict(
+            cluster_bootstrap_auc(y, s, c, n_boot=n_boot, seed=seed), resampled="identities"
+        )
+    return out
 
 
 def _save_to_checkpoint(obj, path: Path, metrics, chosen, split, data, frames, n_videos) -> None:
-    import torch
-
+    from xai_study.detectors.checkpoint import write_checkpoint_dict
     from xai_study.detectors.evaluate import clean_json
 
     meta = obj.setdefault("meta", {})
@@ -270,9 +335,7 @@ def _save_to_checkpoint(obj, path: Path, metrics, chosen, split, data, frames, n
                 n_videos=n_videos,
             )
         )
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    write_checkpoint_dict(obj, path)
 
 
 def evaluate_detector(
@@ -290,11 +353,13 @@ def evaluate_detector(
     role: str = VERDICT_ARCH,
 ) -> DetectorEvaluation:
     """Score every video of ``split``: video and frame AUC, balanced accuracy, EER, AP
-    (and at the detector's threshold); with ``out`` also ``metrics.json``,
+    (and at the detector's threshold), identity-clustered AUC intervals and ECE / Brier
+    before and after the checkpoint's calibration; with ``out`` also ``metrics.json``,
     ``per_video.csv`` and ROC/DET plots; ``save_threshold`` stores the threshold with
     the highest balanced accuracy in the checkpoint, ``save_to_checkpoint`` the metrics.
     ``device`` (default: the GPU when present) runs the detector and the face detector;
     ``batch_size`` is the number of frames per forward pass."""
+    from xai_study.detectors.calibration import calibration_of
     from xai_study.detectors.checkpoint import resolve_model
     from xai_study.detectors.data import build_faceset, read_labels, select_split
     from xai_study.detectors.evaluate import choose_threshold, evaluate_faceset
@@ -318,7 +383,7 @@ def evaluate_detector(
         desc=f"faces ({split})",
         device=device,
     )
-    res = evaluate_faceset(det, faces, progress=progress)
+    res = calibrated_results(det, faces, evaluate_faceset(det, faces, progress=progress))
     chosen = None
     if save_threshold:
         if split == "test":
@@ -326,10 +391,12 @@ def evaluate_detector(
                 "note: a threshold chosen on the test split makes test figures optimistic",
                 file=sys.stderr,
             )
-        try:
-            chosen = choose_threshold(faces.video_labels(), res["video_scores"])
+        try:  # chosen on the raw scores, stored on both scales (the same decisions)
+            raw = choose_threshold(faces.video_labels(), res["raw_scores"])
         except ValueError as exc:
             raise XaiStudyError(f"--save-threshold: {exc} in split {split!r}") from None
+        cal = calibration_of(det)
+        chosen = dict(raw, p_fake=cal.p_from_raw(raw["p_fake"]), p_fake_raw=raw["p_fake"])
     metrics: dict[str, Any] = {
         "model": model,
         "data": data,
@@ -338,6 +405,8 @@ def evaluate_detector(
         "aggregation": det.config.get("aggregation", "mean_logit"),
         "video": res["video"],
         "frame": res["frame"],
+        "auc_interval": auc_intervals(faces, res),
+        "calibration": res["calibration"],
         "skipped": faces.skipped,
     }
     at = _at_threshold(faces, res, chosen["p_fake"] if chosen else det.threshold)
