@@ -1,10 +1,11 @@
-"""Face detection (facenet-pytorch MTCNN, CPU, batched) and single-identity tracking.
+"""Face detection (MTCNN, CPU, batched) and single-identity tracking.
 
 ``detect_faces`` runs MTCNN on a batch of RGB frames. Frames whose longest side is above
 ``max_side`` are downscaled (area interpolation) for detection only, and the boxes and
 landmarks are mapped back to source pixels, so crops can be cut from the full-resolution
-frame. The MTCNN weights ship inside the facenet-pytorch wheel; the networks are loaded
-once per process (guarded by a lock, since the web app calls this from threads).
+frame. MTCNN is this project's own implementation (``xai_study.video.mtcnn``) with the
+pretrained weights shipped as package data; the networks are loaded once per process
+(guarded by a lock, since the web app calls this from threads).
 
 ``track_faces`` keeps one identity over the sampled frames: tracks start from the most
 confident face (ties broken by size) and link frames forwards and backwards by box
@@ -73,17 +74,14 @@ class Face:
 
 
 def get_mtcnn():
-    """The process-wide MTCNN (P/R/O-nets with the weights bundled in facenet-pytorch)."""
+    """The process-wide MTCNN (P/R/O-nets with the weights in ``mtcnn_weights.npz``)."""
     global _MODEL
     if _MODEL is None:
         with _MODEL_LOCK:
             if _MODEL is None:
-                import torch
-                from facenet_pytorch import MTCNN
+                from xai_study.video.mtcnn import MTCNN
 
-                model = MTCNN(keep_all=True, device=torch.device("cpu"))
-                model.eval()
-                _MODEL = model
+                _MODEL = MTCNN()
     return _MODEL
 
 
@@ -122,33 +120,8 @@ def _detect_batch(
     thresholds: Sequence[float],
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Raw MTCNN on equally sized uint8 frames: per frame (n, 5) boxes+prob, (n, 5, 2)."""
-    import torch
-    from facenet_pytorch.models.utils.detect_face import detect_face
-
     model = get_mtcnn()
-    with torch.inference_mode():
-        try:
-            boxes, points = detect_face(
-                batch,
-                min_face_size,
-                model.pnet,
-                model.rnet,
-                model.onet,
-                list(thresholds),
-                model.factor,
-                torch.device("cpu"),
-            )
-        except (RuntimeError, ValueError) as exc:
-            # facenet-pytorch concatenates an empty candidate list when every first-stage
-            # box falls outside the image: that simply means "no face".
-            if "expected a non-empty list" not in str(exc):
-                raise
-            empty_b = np.zeros((0, 5), np.float32)
-            empty_p = np.zeros((0, 5, 2), np.float32)
-            return [empty_b] * len(batch), [empty_p] * len(batch)
-    out_b = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in boxes]
-    out_p = [np.asarray(p, dtype=np.float32).reshape(-1, 5, 2) for p in points]
-    return out_b, out_p
+    return model.detect(batch, min_face_size=min_face_size, thresholds=thresholds)
 
 
 def detect_faces(
