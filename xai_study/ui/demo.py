@@ -2,7 +2,8 @@
 explanations side by side. Only Gradio here; the work is in :mod:`xai_study.demo`.
 
 ``ctx.extra`` options (all optional): ``demo_data_dir`` (bundled videos, default
-``study_data/demo_data/videos``), ``demo_detectors`` (detector objects or names passed
+``study_data/demo_data/videos`` of the checkout or of the installed package, see
+:mod:`xai_study.resources`), ``demo_detectors`` (detector objects or names passed
 to the pipeline; default: the demo checkpoints), ``demo_concurrency`` (simultaneous
 explanation jobs, default 1), ``demo_max_seconds`` (longest video accepted, default 60),
 ``uploads`` (the server's :class:`~xai_study.ui.guard.Uploads`: an uploaded video is
@@ -41,10 +42,9 @@ def _gpu() -> bool:
 
 
 def _bundled(ctx: AppContext) -> list[str]:
-    default = Path("study_data/demo_data/videos")
-    if not default.is_dir():  # not started from the repository root
-        default = Path(__file__).resolve().parents[2] / default
-    folder = Path(ctx.extra.get("demo_data_dir", default))
+    from xai_study.resources import demo_videos_dir
+
+    folder = Path(ctx.extra.get("demo_data_dir") or demo_videos_dir())
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.glob("*.mp4"))
