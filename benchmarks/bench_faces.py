@@ -2,7 +2,7 @@
 
 Times, in one process on the 20 s 640x360 test video (tests/data/WolfgangLanger_Pexels.mp4):
   decode   read_video(32 frames) alone: the baseline every other figure is divided by;
-  load     importing facenet-pytorch and building MTCNN (once per process);
+  load     importing torch and building MTCNN (once per process);
   cold     the first extract_face_clip call after dropping the cached model (rebuild +
            warm-up; the imports are already done);
   warm     extract_face_clip once the model is loaded (median of --repeat runs);

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "xai_study"
 
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "devices", "maps", "labels"},
+    {"__init__", "errors", "devices", "maps", "labels", "resources"},
     {"video"},
     {"detectors", "data"},
     {"explainers"},

@@ -5,21 +5,34 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from xai_study.commands import add_detector_options, detector_set, detector_specs
 from xai_study.errors import StudyError
 
 DEFAULT_STUDY = "study_data/demo"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+HOST_ENV, PORT_ENV, ROOT_PATH_ENV = "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "GRADIO_ROOT_PATH"
 
 SERVE_HELP = """\
 Serve the web app: the participant survey at /, the results page at /results (admin
 password) and the live demo at /demo.
 
+Without --study it serves the bundled demo study: study_data/demo of the checkout, or
+the copy inside the installed package (pip install), whatever the current directory.
+
+--host, --port and --root-path default to the environment variables GRADIO_SERVER_NAME,
+GRADIO_SERVER_PORT and GRADIO_ROOT_PATH (the convention of Gradio hosting and
+containers), then to 127.0.0.1, 7860 and none. --root-path is the path (or full URL)
+under which a reverse proxy serves the app, e.g. /study for https://example.org/study/.
+
 Answers go to the database given by --db or the DATABASE_URL environment variable
 (any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db); by default a SQLite file
-next to the study folder (study_data/demo.db). The schema is created on first start;
-several servers may share one PostgreSQL database.
+next to the study folder (study_data/demo.db), or demo.db in the current directory for
+the installed copy of the demo study. The schema is created on first start; several
+servers may share one PostgreSQL database.
 
 The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production and
 on a loopback --host the fallback password is 'admin'; otherwise, with no password, the
@@ -38,6 +51,7 @@ examples:
   xai-study serve
   XAI_STUDY_ADMIN_PASSWORD=s3cret xai-study serve --production --host 0.0.0.0
   xai-study serve --study study_data/mystudy --db postgresql+psycopg://u:p@db/xai
+  GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=8080 xai-study serve --root-path /study
   participants from Prolific: https://HOST/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID=...
 """
 
@@ -65,14 +79,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=SERVE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--study", default=DEFAULT_STUDY, help=f"study folder (default {DEFAULT_STUDY})")
+    p.add_argument(
+        "--study",
+        default=None,
+        help=f"study folder (default: the bundled demo study, {DEFAULT_STUDY})",
+    )
     p.add_argument(
         "--db",
         default=None,
         help="SQLAlchemy database URL (default: DATABASE_URL or SQLite next to the study)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--host",
+        default=None,
+        help=f"interface to listen on (default: ${HOST_ENV}, else {DEFAULT_HOST})",
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help=f"port (default: ${PORT_ENV}, else {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--root-path",
+        default=None,
+        help=f"path or URL the app is served under behind a reverse proxy (default: "
+        f"${ROOT_PATH_ENV}, else none)",
+    )
     p.add_argument(
         "--production",
         action="store_true",
@@ -177,18 +207,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_build)
 
 
+def listen_address(
+    host: str | None, port: int | None, root_path: str | None, env: Mapping[str, str] = os.environ
+) -> tuple[str, int, str]:
+    """``(host, port, root_path)`` of ``serve``: the option, else the Gradio environment
+    variable, else the default. Raises :class:`StudyError` (one line) on a bad value."""
+    host = host if host is not None else (env.get(HOST_ENV) or DEFAULT_HOST)
+    if not host.strip() or any(c.isspace() for c in host):
+        raise StudyError(f"--host / ${HOST_ENV} must be a host name or address, got {host!r}")
+    if port is None:
+        text = env.get(PORT_ENV, "").strip()
+        if not text:
+            port = DEFAULT_PORT
+        elif not text.isdigit():
+            raise StudyError(f"${PORT_ENV} must be a port number 1-65535, got {text!r}")
+        else:
+            port = int(text)
+    if not 0 < port < 65536:
+        raise StudyError(f"--port / ${PORT_ENV} must be 1-65535, got {port}")
+    root = root_path if root_path is not None else env.get(ROOT_PATH_ENV, "")
+    root = root.strip().rstrip("/")
+    if root and not root.startswith(("/", "http://", "https://")):
+        raise StudyError(
+            f"--root-path / ${ROOT_PATH_ENV} must start with / (or be a http(s):// URL), "
+            f"got {root!r}"
+        )
+    if any(c.isspace() for c in root) or "?" in root or "#" in root:
+        raise StudyError(f"--root-path / ${ROOT_PATH_ENV} must be a plain path, got {root!r}")
+    return host, port, root
+
+
 def make_context(args: argparse.Namespace):
     """AppContext from ``serve`` options (shared with the load test)."""
     from sqlalchemy.engine import make_url
 
+    from xai_study.resources import demo_study_dir, is_installed_copy
     from xai_study.study.db import Database, default_db_url
     from xai_study.study.spec import load_study
     from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
     specs = detector_specs(args, ("--models", _models_dir_specs(getattr(args, "models", None))))
     dets = detector_set(args, specs, load=False)  # run_serve loads them
-    study = load_study(args.study)
-    url = args.db or default_db_url(study.root)
+    study = load_study(args.study if args.study is not None else demo_study_dir())
+    if is_installed_copy(study.root) and not args.db and not os.environ.get("DATABASE_URL"):
+        # the installed demo study may be read-only: answers go to the current directory
+        url = f"sqlite:///{Path.cwd() / (study.root.name + '.db')}"
+    else:
+        url = args.db or default_db_url(study.root)
     db = Database(url)
     db_path = None
     if db.is_sqlite:
@@ -228,8 +293,9 @@ def _models_dir_specs(folder: str | None) -> list[str]:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    if not 0 < args.port < 65536:
-        raise StudyError(f"--port must be 1-65535, got {args.port}")
+    args.host, args.port, args.root_path = listen_address(
+        args.host, args.port, getattr(args, "root_path", None)
+    )
     if args.max_upload_mb <= 0:
         raise StudyError("--max-upload-mb must be positive")
     for name in ("concurrency", "max_queue", "demo_jobs", "demo_jobs_per_client"):
@@ -249,6 +315,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     where = f"http://{args.host}:{args.port}/"
     print(f"serving study '{ctx.study.name}' on {where} (results: {where}results)", flush=True)
+    if args.root_path:
+        print(f"root path for the reverse proxy: {args.root_path}/", flush=True)
     if ctx.admin_password is None:
         print("results page locked: set XAI_STUDY_ADMIN_PASSWORD to open it", flush=True)
     try:
@@ -262,6 +330,7 @@ def run_serve(args: argparse.Namespace) -> int:
             demo_jobs=args.demo_jobs,
             demo_jobs_per_client=args.demo_jobs_per_client,
             max_body_bytes=int(args.max_body_kb * 1024),
+            root_path=args.root_path,
         )
     except OSError as exc:
         raise StudyError(

@@ -34,13 +34,15 @@ import torch
 
 from xai_study.detectors.calibration import Calibration
 from xai_study.errors import CheckpointError, XaiStudyError
+from xai_study.resources import models_dir
 
 if TYPE_CHECKING:
     from xai_study.detectors.models import Detector
 
 FORMAT = "xai-study-detector"
 VERSION = 1
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+# the checkout's models/ or the installed copy (xai_study.resources)
+MODELS_DIR = models_dir()
 DEMO_MODELS = ("plain", "bonettini", "ltpa")
 MAX_BYTES = 2 * 1024**3
 

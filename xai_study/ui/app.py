@@ -152,11 +152,14 @@ def serve(
     db_path: Path | None = None,
     concurrency: int = 16,
     block: bool = True,
+    root_path: str | None = None,
     **guards: Any,
 ):
     """Build, queue and launch the app (``guards``: the limits of
-    :func:`launch_guarded`). Returns ``(blocks, local_url)``."""
+    :func:`launch_guarded`; ``root_path``: the path or URL a reverse proxy serves it
+    under, ``None``: Gradio's ``GRADIO_ROOT_PATH``). Returns ``(blocks, local_url)``."""
     blocks = build_app(ctx)
+    extra = {} if root_path is None else {"root_path": root_path}
     url = launch_guarded(
         blocks,
         host,
@@ -165,6 +168,7 @@ def serve(
         uploads=ctx.extra["uploads"],
         **guards,
         **launch_kwargs(ctx, db_path),
+        **extra,
     )
     if block:
         blocks.block_thread()

@@ -2,7 +2,8 @@
 explanations side by side. Only Gradio here; the work is in :mod:`xai_study.demo`.
 
 ``ctx.extra`` options (all optional): ``demo_data_dir`` (bundled videos, default
-``study_data/demo_data/videos``), ``demo_detectors`` (the ``DetectorSet`` of ``serve
+``study_data/demo_data/videos`` of the checkout or of the installed package, see
+:mod:`xai_study.resources`), ``demo_detectors`` (the ``DetectorSet`` of ``serve
 --model``/``--device``/``--batch-size``, or detector objects or names passed to the
 pipeline; default: the demo checkpoints), ``demo_detectors_id`` (their identity in the
 result cache), ``demo_concurrency`` (simultaneous
@@ -43,10 +44,9 @@ def _gpu() -> bool:
 
 
 def _bundled(ctx: AppContext) -> list[str]:
-    default = Path("study_data/demo_data/videos")
-    if not default.is_dir():  # not started from the repository root
-        default = Path(__file__).resolve().parents[2] / default
-    folder = Path(ctx.extra.get("demo_data_dir", default))
+    from xai_study.resources import demo_videos_dir
+
+    folder = Path(ctx.extra.get("demo_data_dir") or demo_videos_dir())
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.glob("*.mp4"))

@@ -1,13 +1,14 @@
-"""Face detection (facenet-pytorch MTCNN, batched; on the GPU when present) and
-single-identity tracking.
+"""Face detection (MTCNN, batched; on the GPU when present) and single-identity
+tracking.
 
 ``detect_faces`` runs MTCNN on a batch of RGB frames. Frames whose longest side is above
 ``max_side`` are downscaled (area interpolation) for detection only, and the boxes and
 landmarks are mapped back to source pixels, so crops can be cut from the full-resolution
-frame. The MTCNN weights ship inside the facenet-pytorch wheel; the networks are loaded
-once per process and device (guarded by a lock, since the web app calls this from
-threads). ``device`` is read by :func:`xai_study.devices.resolve_device` (``None`` or
-``auto``: the GPU when torch sees one, else the CPU).
+frame. MTCNN is this project's own implementation (``xai_study.video.mtcnn``) with the
+pretrained weights shipped as package data; the networks are loaded once per process and
+device (guarded by a lock, since the web app calls this from threads). ``device`` is read
+by :func:`xai_study.devices.resolve_device` (``None`` or ``auto``: the GPU when torch sees
+one, else the CPU).
 
 ``track_faces`` keeps one identity over the sampled frames: tracks start from the most
 confident face (ties broken by size) and link frames forwards and backwards by box
@@ -77,7 +78,7 @@ class Face:
 
 
 def get_mtcnn(device: str | None = None):
-    """The process-wide MTCNN (P/R/O-nets with the weights bundled in facenet-pytorch) on
+    """The process-wide MTCNN (P/R/O-nets with the weights in ``mtcnn_weights.npz``) on
     ``device`` (default: the GPU when present), one per device."""
     from xai_study.devices import resolve_device
 
@@ -87,11 +88,9 @@ def get_mtcnn(device: str | None = None):
         with _MODEL_LOCK:
             model = _MODELS.get(name)
             if model is None:
-                import torch
-                from facenet_pytorch import MTCNN
+                from xai_study.video.mtcnn import MTCNN
 
-                model = MTCNN(keep_all=True, device=torch.device(name))
-                model.eval()
+                model = MTCNN().to(name).eval()
                 _MODELS[name] = model
     return model
 
@@ -132,33 +131,8 @@ def _detect_batch(
     device: str | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Raw MTCNN on equally sized uint8 frames: per frame (n, 5) boxes+prob, (n, 5, 2)."""
-    import torch
-    from facenet_pytorch.models.utils.detect_face import detect_face
-
     model = get_mtcnn(device)
-    with torch.inference_mode():
-        try:
-            boxes, points = detect_face(
-                batch,
-                min_face_size,
-                model.pnet,
-                model.rnet,
-                model.onet,
-                list(thresholds),
-                model.factor,
-                model.device,
-            )
-        except (RuntimeError, ValueError) as exc:
-            # facenet-pytorch concatenates an empty candidate list when every first-stage
-            # box falls outside the image: that simply means "no face".
-            if "expected a non-empty list" not in str(exc):
-                raise
-            empty_b = np.zeros((0, 5), np.float32)
-            empty_p = np.zeros((0, 5, 2), np.float32)
-            return [empty_b] * len(batch), [empty_p] * len(batch)
-    out_b = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in boxes]
-    out_p = [np.asarray(p, dtype=np.float32).reshape(-1, 5, 2) for p in points]
-    return out_b, out_p
+    return model.detect(batch, min_face_size=min_face_size, thresholds=thresholds)
 
 
 def detect_faces(
