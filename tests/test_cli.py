@@ -34,6 +34,7 @@ COMMANDS = [
     "metrics",
     "evaluate",
     "build-study",
+    "study-texts",
     "serve",
     "export",
     "analyze",
