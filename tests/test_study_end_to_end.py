@@ -140,4 +140,4 @@ def test_own_study_end_to_end(tmp_path, capsys):
     analyse += ["--study-dir", str(study_dir), "--out", str(results), "--no-plots"]
     assert main(analyse) == 0
     assert (results / "stats.csv").stat().st_size > 0
-    assert "1 participant" in capsys.readouterr().out
+    assert "participants: 1 (1 completed" in capsys.readouterr().out
