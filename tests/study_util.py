@@ -88,3 +88,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def api_call(url: str, api: str, data: list, query: str = "") -> list:
+    """One raw HTTP call of a survey endpoint (``/gradio_api/call/<api>``), as a script
+    or a participant's browser makes it; ``query`` is the link's ``?PROLIFIC_PID=...``."""
+    import json
+
+    import requests
+
+    base = url.rstrip("/")
+    r = requests.post(f"{base}/gradio_api/call/{api}{query}", json={"data": data}, timeout=60)
+    r.raise_for_status()
+    event = r.json()["event_id"]
+    with requests.get(f"{base}/gradio_api/call/{api}/{event}", stream=True, timeout=120) as s:
+        kind = None
+        for line in s.iter_lines(decode_unicode=True):
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                assert kind == "complete", line
+                return json.loads(line.split(":", 1)[1])
+    raise AssertionError(f"{api}: no result")

@@ -36,6 +36,7 @@ COMMANDS = [
     "metrics",
     "evaluate",
     "build-study",
+    "study-texts",
     "serve",
     "export",
     "analyze",

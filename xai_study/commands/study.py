@@ -57,18 +57,46 @@ examples:
 
 BUILD_HELP = """\
 Build a study folder from a labelled set of videos: pairs each fake video with a real
-one, analyses the fake (xai_study.runs.analyse_video: face clip, detectors,
-explainers), renders one unlabelled explanation animation per explainer, copies the
-videos (re-encoded to small H.264 MP4s, opaque file names) into OUT/media/ and writes
-OUT/study.yaml (with the detector score and the V/tau/rho/mu metrics per explanation).
+one (the real video it was made from when the labels name it), analyses the fake
+(xai_study.runs.analyse_video: face clip, detectors, explainers), renders one
+unlabelled explanation animation per explainer, copies the videos (re-encoded to H.264
+MP4s, opaque file names) into OUT/media/ and writes OUT/study.yaml (with the detector
+score and the V/tau/rho/mu metrics per explanation).
 
 LABELS.csv needs the columns 'path' (relative to the CSV's folder or absolute) and
 'label' (real/fake or 0/1); optional 'video_id' names the videos and 'split' selects the
 held-out videos (--split, default test, when present).
 
-example:
+Bad videos are skipped, not fatal: a fake without a usable face (none found, or in
+fewer than --min-face-coverage of the sampled frames) or a video that does not decode is
+left out, the next one takes its place, and a summary at the end lists each with its
+reason (also kept in study.yaml, built_with.skipped). An interrupted build (Ctrl-C, a
+crash) resumes when the same command is run again: finished sections are kept in
+OUT/.build/ and not recomputed.
+
+Participant videos play at --video-fps (default 25, or the source's rate when lower) for
+at most --video-frames frames (default 250: 10 s; a longer video plays its start), with
+the longest side at most --video-size pixels (default 480). The completion code is a
+random secret unless --completion-code gives one; it is printed at the end (enter it on
+the recruiting platform).
+
+examples:
   xai-study build-study --data study_data/demo_data/labels.csv --out study_data/demo \\
       --sections 4
+  xai-study build-study --data videos/labels.csv --out study_data/mine \\
+      --model plain=weights/EfficientNetB4_DFDC.pth \\
+      --model bonettini=weights/EfficientNetAutoAttB4_DFDC.pth \\
+      --redirect-url "https://app.prolific.com/submissions/complete?cc={code}" \\
+      --screenout-code SCREENED1 --contact study@example.org --consent consent.md
+"""
+
+TEXTS_HELP = """\
+Print every participant-facing text of the survey (consent page, questions, buttons,
+progress line, completion and leaving pages, messages) with its default, as the
+'texts:' block of a study file. Translate the values and pass the file to
+'build-study --texts FILE.yaml', or paste the block into study.yaml: any key left out
+keeps its default, an unknown key is an error. Placeholders such as {n} or {contact}
+are filled in where the text is shown.
 """
 
 
@@ -202,9 +230,94 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--no-attention-check", action="store_true", help="leave out the attention check"
     )
+    from xai_study.study import build as _build
+
+    g = b.add_argument_group("participant videos and animations")
+    g.add_argument(
+        "--video-size",
+        type=int,
+        default=_build.DEFAULT_VIDEO_SIZE,
+        metavar="PX",
+        help=f"longest side of the videos (default {_build.DEFAULT_VIDEO_SIZE}; 0: as recorded)",
+    )
+    g.add_argument(
+        "--video-fps",
+        type=float,
+        default=_build.DEFAULT_VIDEO_FPS,
+        help=f"frame rate of the videos (default {_build.DEFAULT_VIDEO_FPS:g}; "
+        "the source's when lower)",
+    )
+    g.add_argument(
+        "--video-frames",
+        type=int,
+        default=_build.DEFAULT_VIDEO_FRAMES,
+        metavar="N",
+        help=f"frames per video at most (default {_build.DEFAULT_VIDEO_FRAMES}: a longer "
+        "video plays its first N / fps seconds)",
+    )
+    g.add_argument(
+        "--animation-fps",
+        type=float,
+        default=None,
+        help="frame rate of the explanation animations (default: the explained frames "
+        "over 2 s, 2-12 fps)",
+    )
+    g.add_argument(
+        "--min-face-coverage",
+        type=float,
+        default=_build.DEFAULT_MIN_FACE_COVERAGE,
+        metavar="SHARE",
+        help="skip fakes with a face in fewer than this share of the sampled frames "
+        f"(default {_build.DEFAULT_MIN_FACE_COVERAGE:g})",
+    )
+    g = b.add_argument_group("recruiting platform and consent (stored in study.yaml)")
+    g.add_argument(
+        "--completion-code",
+        default=None,
+        metavar="CODE",
+        help="code shown on completion (default: a random secret, printed at the end)",
+    )
+    g.add_argument(
+        "--screenout-code",
+        default=None,
+        metavar="CODE",
+        help="code for participants screened out by a failed attention check (default none)",
+    )
+    g.add_argument(
+        "--redirect-url",
+        default=None,
+        metavar="URL",
+        help="where participants are sent at the end; {code} becomes the code, e.g. "
+        "https://app.prolific.com/submissions/complete?cc={code}",
+    )
+    g.add_argument("--contact", default=None, help="who participants write to (consent page)")
+    g.add_argument("--retention", default=None, help="how long answers are kept (consent page)")
+    g.add_argument(
+        "--consent",
+        default=None,
+        type=Path,
+        metavar="FILE.md",
+        help="consent text (Markdown) instead of the built-in one; {retention}, {contact} "
+        "and {sections} are filled in",
+    )
+    g.add_argument(
+        "--texts",
+        default=None,
+        type=Path,
+        metavar="FILE.yaml",
+        help="participant-facing texts to override (see 'xai-study study-texts')",
+    )
     b.add_argument("--force", action="store_true", help="overwrite an existing study folder")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
+
+    t = subparsers.add_parser(
+        "study-texts",
+        help="print the survey's participant-facing texts (to translate or reword them)",
+        description=TEXTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.set_defaults(func=run_texts)
 
 
 def listen_address(
@@ -340,28 +453,73 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from xai_study.study.build import build_study
+    from xai_study.study.build import Journal, Stimuli, StudySettings, build_study
 
     models = detector_set(args, detector_specs(args))
     if args.shap_samples is not None and args.shap_samples < 2:
         raise StudyError("--shap-samples must be at least 2")
-    path = build_study(
-        data_csv=Path(args.data),
-        out_dir=Path(args.out),
-        sections=args.sections,
-        shown=args.shown,
-        models=models,
-        explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
-        explainer_params={"shap": {"nsamples": args.shap_samples}} if args.shap_samples else None,
-        preset=args.preset,
-        num_frames=args.frames,
-        seed=args.seed,
-        split=args.split or None,
+    settings = StudySettings(
         title=args.title,
+        shown=args.shown,
         q2_mode=args.q2_mode,
         attention_check=not args.no_attention_check,
-        force=args.force,
-        progress=not args.quiet,
+        completion_code=args.completion_code,
+        screenout_code=args.screenout_code,
+        redirect_url=args.redirect_url,
+        contact=args.contact,
+        retention=args.retention,
+        consent=args.consent,
+        texts=args.texts,
     )
-    print(f"wrote {path}")
+    stimuli = Stimuli(
+        video_size=args.video_size,
+        video_fps=args.video_fps,
+        video_frames=args.video_frames,
+        animation_fps=args.animation_fps,
+    )
+    try:
+        report = build_study(
+            data_csv=Path(args.data),
+            out_dir=Path(args.out),
+            sections=args.sections,
+            models=models,
+            explainers=[e.strip() for e in args.explainers.split(",") if e.strip()],
+            explainer_params=(
+                {"shap": {"nsamples": args.shap_samples}} if args.shap_samples else None
+            ),
+            preset=args.preset,
+            num_frames=args.frames,
+            seed=args.seed,
+            split=args.split or None,
+            force=args.force,
+            progress=not args.quiet,
+            stimuli=stimuli,
+            settings=settings,
+            min_face_coverage=args.min_face_coverage,
+        )
+    except KeyboardInterrupt:
+        journal = Journal(Path(args.out))
+        if journal.exists():
+            sys.stderr.write(
+                f"interrupted: the finished sections are kept in {journal.dir}; run the "
+                "same command again to continue\n"
+            )
+            return 130
+        raise
+    print(report.summary())
+    return 0
+
+
+def run_texts(args: argparse.Namespace) -> int:
+    import yaml
+
+    from xai_study.study.spec import DEFAULT_TEXTS
+
+    sys.stdout.write(
+        "# participant-facing texts of xai-study surveys (defaults); {name} placeholders\n"
+        "# are filled in where a text is shown\n"
+    )
+    sys.stdout.write(
+        yaml.safe_dump({"texts": DEFAULT_TEXTS}, sort_keys=False, allow_unicode=True, width=88)
+    )
     return 0

@@ -33,22 +33,21 @@ from xai_study.study.db import (
     ParticipantExists,
     utcnow,
 )
-from xai_study.study.spec import StudySpec
+from xai_study.study.spec import DEFAULT_TEXTS, StudySpec
 
-Q1_LABELS = {"video1": "Video 1", "video2": "Video 2", "dont_know": "I do not know"}
-SCREEN_LABELS = {"large": "Large (computer, laptop, tablet)", "small": "Small (phone)"}
-FAMILIARITY_LABELS = {
-    "yes": "Yes, I know what deepfakes are",
-    "heard of it": "I have heard of them",
-    "no": "No",
+#: stored answer value -> key of its label in the study's texts (``StudySpec.text``)
+Q1_TEXT_KEYS = {"video1": "q1_video1", "video2": "q1_video2", "dont_know": "q1_dont_know"}
+SCREEN_TEXT_KEYS = {"large": "screen_large", "small": "screen_small"}
+FAMILIARITY_TEXT_KEYS = {
+    "yes": "familiarity_yes",
+    "heard of it": "familiarity_heard",
+    "no": "familiarity_no",
 }
 MAX_PARAM_LEN = 100
 #: A consent key: 16-64 URL-safe characters chosen by the client (the page gets one from
 #: the server on load and keeps it in browser storage).
 CONSENT_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-ALREADY_STARTED = (
-    "this study was already started in another browser; continue there or contact the researcher"
-)
+ALREADY_STARTED = DEFAULT_TEXTS["error_already_started"]
 
 
 class SurveyError(XaiStudyError):
@@ -58,8 +57,12 @@ class SurveyError(XaiStudyError):
 class AlreadyStarted(SurveyError):
     """A ``PROLIFIC_PID`` that already took part, sent without that person's token."""
 
-    def __init__(self, contact: str = "") -> None:
-        super().__init__(ALREADY_STARTED + (f" at {contact}" if "@" in contact else ""))
+    def __init__(self, contact: str = "", message: str = ALREADY_STARTED) -> None:
+        if "{contact}" in message:
+            message = message.replace("{contact}", contact)
+        elif message == ALREADY_STARTED and "@" in contact:  # an override says it itself
+            message += f" at {contact}"
+        super().__init__(message)
 
 
 def new_consent_key() -> str:
@@ -69,8 +72,9 @@ def new_consent_key() -> str:
     return secrets.token_urlsafe(24)
 
 
-def clean_consent_key(value: Any) -> str | None:
-    """``value`` as a consent key; None for no key; SurveyError for a malformed one."""
+def clean_consent_key(value: Any, message: str = DEFAULT_TEXTS["error_consent_key"]) -> str | None:
+    """``value`` as a consent key; None for no key; SurveyError(``message``) for a
+    malformed one."""
     if value is None or value == "":
         return None
     if (
@@ -78,7 +82,7 @@ def clean_consent_key(value: Any) -> str | None:
         or not 16 <= len(value) <= 64
         or not set(value) <= CONSENT_KEY_CHARS
     ):
-        raise SurveyError("invalid consent key: reload the page")
+        raise SurveyError(message)
     return value
 
 
@@ -106,14 +110,14 @@ class Step:
         return f"{self.answered} of {self.total} sections"
 
 
-def _clean_param(value: Any) -> str | None:
+def _clean_param(value: Any, message: str = DEFAULT_TEXTS["error_url_parameter"]) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
     if not text:
         return None
     if len(text) > MAX_PARAM_LEN or not text.isprintable():
-        raise SurveyError("invalid URL parameter")
+        raise SurveyError(message)
     return text
 
 
@@ -131,6 +135,14 @@ class Survey:
         self.db = db
         self.study_row_id = db.ensure_study(study.name, study.title, study.file_hash).id
 
+    def _text(self, key: str) -> str:
+        """A participant-facing message of this study (``texts:`` in the study file)."""
+        return self.study.text(key)
+
+    def _already_started(self) -> AlreadyStarted:
+        message = self.study.texts.get("error_already_started", ALREADY_STARTED)
+        return AlreadyStarted(self.study.contact, message)
+
     # -- participants -----------------------------------------------------------------
     def participant(self, token: str | None) -> Participant | None:
         """The participant with this resume token in this study, else None."""
@@ -143,7 +155,7 @@ class Survey:
 
     def by_consent_key(self, key: Any) -> Participant | None:
         """The participant whose consent carried ``key`` in this study, else None."""
-        key = clean_consent_key(key)
+        key = clean_consent_key(key, self._text("error_consent_key"))
         if key is None:
             return None
         par = self.db.participant_by_consent_key(key)
@@ -166,12 +178,12 @@ class Survey:
         ``PROLIFIC_PID`` on a browser that remembers someone else (a shared computer)
         is someone new."""
         par = self.participant(token) or self.by_consent_key(consent_key)
-        pid = _clean_param((params or {}).get("PROLIFIC_PID"))
+        pid = _clean_param((params or {}).get("PROLIFIC_PID"), self._text("error_url_parameter"))
         if not pid or (par is not None and par.prolific_pid == pid):
             return par
         owner = self.db.participant_by_prolific(self.study_row_id, pid)
         if owner is not None:
-            raise AlreadyStarted(self.study.contact)
+            raise self._already_started()
         return None
 
     def consent(
@@ -187,18 +199,19 @@ class Survey:
         that already took part raises :class:`AlreadyStarted` (unless the key is the one
         that participant consented with)."""
         if agreed is not True:
-            raise SurveyError("please tick the consent box to take part")
+            raise SurveyError(self._text("error_consent"))
         params = params or {}
-        key = clean_consent_key(consent_key)
-        pid = _clean_param(params.get("PROLIFIC_PID"))
-        study_id = _clean_param(params.get("STUDY_ID"))
-        session_id = _clean_param(params.get("SESSION_ID"))
+        key = clean_consent_key(consent_key, self._text("error_consent_key"))
+        bad_param = self._text("error_url_parameter")
+        pid = _clean_param(params.get("PROLIFIC_PID"), bad_param)
+        study_id = _clean_param(params.get("STUDY_ID"), bad_param)
+        session_id = _clean_param(params.get("SESSION_ID"), bad_param)
 
         def retried() -> Participant | None:
             """The participant this key's earlier consent made (a retry), else None."""
             again = self.db.participant_by_consent_key(key) if key is not None else None
             if again is not None and again.study_id != self.study_row_id:
-                raise SurveyError("invalid consent key: reload the page")
+                raise SurveyError(self._text("error_consent_key"))
             return again
 
         again = retried()
@@ -209,7 +222,7 @@ class Survey:
             again = retried()
             if again is not None:
                 return again
-            raise AlreadyStarted(self.study.contact)
+            raise self._already_started()
         arm = self.db.count_participants(self.study_row_id) % max(1, len(self.study.explainers))
         seed = new_seed()
         try:
@@ -228,17 +241,17 @@ class Survey:
             again = retried()
             if again is not None:
                 return again
-            raise AlreadyStarted(self.study.contact) from None
+            raise self._already_started() from None
         if par.study_id != self.study_row_id:  # a key of another study on this database
-            raise SurveyError("invalid consent key: reload the page")
+            raise SurveyError(self._text("error_consent_key"))
         return par
 
     def _require(self, token: str | None) -> Participant:
         par = self.participant(token)
         if par is None:
-            raise SurveyError("your session was not found: please reload the page")
+            raise SurveyError(self._text("error_session"))
         if par.status == "withdrawn":
-            raise SurveyError("you have withdrawn from this study")
+            raise SurveyError(self._text("error_withdrawn"))
         return par
 
     # -- steps ------------------------------------------------------------------------
@@ -287,14 +300,14 @@ class Survey:
             total=total,
             answered=len(answered),
             code=self.study.completion_code,
-            redirect=self.study.redirect_for(self.study.completion_code),
+            redirect=self.study.completion_redirect,
         )
 
     def section_view(self, par: Participant, position: int) -> dict[str, Any]:
         """What the participant sees in a section: media paths in display order."""
         entries = par.assignment_dict()["sections"]
         if not 1 <= position <= len(entries):
-            raise SurveyError("no such section")
+            raise SurveyError(self._text("error_no_section"))
         entry = entries[position - 1]
         sec = self.study.section(entry["section"])
         videos = [sec.fake, sec.real] if entry["fake_position"] == 1 else [sec.real, sec.fake]
@@ -314,20 +327,20 @@ class Survey:
     def submit_demographics(self, token: str | None, screen: Any, familiarity: Any) -> Step:
         par = self._require(token)
         if screen not in SCREENS:
-            raise SurveyError("please choose the screen you are using")
+            raise SurveyError(self._text("error_screen"))
         if familiarity not in FAMILIARITY:
-            raise SurveyError("please tell us whether you know what deepfakes are")
+            raise SurveyError(self._text("error_familiarity"))
         self.db.set_demographics(par.id, screen, familiarity)
         return self.step(token)
 
     def _section_entry(self, par: Participant, section_id: Any) -> tuple[int, dict[str, Any]]:
         if par.demographics_at is None:
-            raise SurveyError("please answer the questions about you first")
+            raise SurveyError(self._text("error_demographics_first"))
         entries = par.assignment_dict()["sections"]
         for pos, entry in enumerate(entries, 1):
             if isinstance(section_id, str) and entry["section"] == section_id:
                 return pos, entry
-        raise SurveyError("this section is not part of your survey")
+        raise SurveyError(self._text("error_not_your_section"))
 
     def submit_q1(self, token: str | None, section_id: Any, q1: Any) -> Step:
         """Store Q1 of a section (``video1`` / ``video2`` / ``dont_know``)."""
@@ -337,9 +350,9 @@ class Survey:
             return self.step(token)  # replay / double click: keep the first answer
         current = self.step(token)
         if current.kind != "section" or current.section["section"] != section_id:
-            raise SurveyError("please answer the sections in order")
+            raise SurveyError(self._text("error_sections_order"))
         if q1 not in Q1_ANSWERS:
-            raise SurveyError("please answer question 1")
+            raise SurveyError(self._text("error_q1"))
         fake = entry["fake_position"]
         sec = self.study.section(section_id)
         now = utcnow()
@@ -367,15 +380,15 @@ class Survey:
         _, entry = self._section_entry(par, section_id)
         row = self.db.get_answer(par.id, section_id)
         if row is None:
-            raise SurveyError("please answer question 1 first")
+            raise SurveyError(self._text("error_q1_first"))
         if row.q2_choice is not None:
             return self.step(token)  # replay / double click: keep the first answer
         labels = slot_labels(len(entry["order"]))
         picks = q2 if isinstance(q2, list | tuple) else ([q2] if q2 else [])
         if not picks or any(p not in labels for p in picks) or len(set(picks)) != len(picks):
-            raise SurveyError("please choose the animation that best explains the decision")
+            raise SurveyError(self._text("error_q2"))
         if self.study.q2_mode == "single" and len(picks) != 1:
-            raise SurveyError("please choose exactly one animation")
+            raise SurveyError(self._text("error_q2_one"))
         picks = sorted(picks)
         now = utcnow()
         started = _as_utc(row.q1_answered_at)
@@ -398,15 +411,15 @@ class Survey:
         par = self._require(token)
         checks = {c.id: c for c in self.study.attention_checks}
         if not isinstance(check_id, str) or check_id not in checks:
-            raise SurveyError("unknown attention check")
+            raise SurveyError(self._text("error_unknown_check"))
         if any(c.check_id == check_id for c in self.db.checks(par.id)):
             return self.step(token)
         current = self.step(token)
         if current.kind != "check" or current.check.id != check_id:
-            raise SurveyError("please answer the questions in order")
+            raise SurveyError(self._text("error_questions_order"))
         spec = checks[check_id]
         if answer not in spec.choices:
-            raise SurveyError("please choose one of the answers")
+            raise SurveyError(self._text("error_check"))
         now = utcnow()
         shown = self._previous_time(par)
         self.db.save_check(
@@ -427,9 +440,9 @@ class Survey:
         later is still possible."""
         par = self.participant(token)
         if par is None:
-            raise SurveyError("your session was not found: please reload the page")
+            raise SurveyError(self._text("error_session"))
         if delete not in (True, False, None):
-            raise SurveyError("invalid withdrawal request")
+            raise SurveyError(self._text("error_withdraw_request"))
         if par.status != "withdrawn" or delete:
             self.db.withdraw(par.id, delete=bool(delete))
         return self.step(token)

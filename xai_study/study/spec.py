@@ -48,9 +48,81 @@ from xai_study.errors import StudyError
 STUDY_FILES = ("study.yaml", "study.yml", "study.json")
 MEDIA_SUFFIXES = (".mp4", ".webm", ".gif", ".png", ".jpg", ".jpeg")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: A completion / screen-out code: it is shown to participants and put into the
+#: redirect URL, so URL-safe characters only.
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{3,63}$")
 
+
+def new_completion_code() -> str:
+    """A random completion code (``secrets``: 16 hex digits, not derivable from anything)."""
+    import secrets
+
+    return secrets.token_hex(8).upper()
+
+
+def check_code(value: Any, where: str) -> str:
+    """``value`` as a completion or screen-out code (4-64 letters, digits, '_', '-', '.')."""
+    code = str(value) if value is not None else ""
+    if not CODE_PATTERN.match(code):
+        raise StudyError(
+            f"{where}: {code!r} is not a valid code (4-64 letters, digits, '_', '-', '.'; "
+            "starting with a letter or digit)"
+        )
+    return code
+
+
+#: Every participant-facing string of the survey, by key. A study file's ``texts:``
+#: mapping overrides any of them (an unknown key is an error), so that a study can run in
+#: another language; ``xai-study study-texts`` prints them all as a ``texts:`` block.
+#: ``{name}`` placeholders are filled in where the text is shown: ``{n}`` (animations per
+#: section) everywhere, and those named in :data:`TEXT_PLACEHOLDERS`.
 DEFAULT_TEXTS = {
+    # consent page
+    "intro": (
+        "You will watch short videos of faces. In each section, first tell us which of "
+        "two videos contains a fake (edited) face, then which animation best explains "
+        "why a detector program thinks a face is fake."
+    ),
+    "consent": (
+        "**What we collect.** Your answers, how long each answer took, the kind of screen "
+        "you use and whether you know about deepfakes. If you come from a recruiting "
+        "platform, the participant, study and session ids it puts in the link. No name, "
+        "e-mail, IP address or camera/microphone data is collected. Nothing is stored "
+        "before you agree below.\n\n"
+        "**Why.** To learn which explanation of a deepfake detector people find most "
+        "useful (a research study comparing explanation methods).\n\n"
+        "**How long we keep it.** {retention}. Results are published only in aggregate."
+        "\n\n"
+        "**Withdrawing.** You can stop at any time by closing the page, or leave with "
+        '"Leave the study" at the bottom of every page, which can also delete the answers '
+        "you gave. Later, write to {contact} with the participant id shown at the top of "
+        "the survey.\n\n"
+        "The survey has {sections} short sections (a few minutes in all)."
+    ),
+    "consent_agree": "I am 18 or older, I have read the above and I agree to take part.",
+    "start_button": "Start",
+    "participant_id": "participant id",
+    # demographics
+    "about_you": "About you",
+    "screen_question": "Which screen are you using?",
+    "screen_large": "Large (computer, laptop, tablet)",
+    "screen_small": "Small (phone)",
+    "familiarity_question": "Do you know what deepfakes are?",
+    "familiarity_yes": "Yes, I know what deepfakes are",
+    "familiarity_heard": "I have heard of them",
+    "familiarity_no": "No",
+    "continue_button": "Continue",
+    # sections
+    "progress": (
+        "**Section {position} of {total}**, question {question} of 2 · {answered} sections answered"
+    ),
+    "question": "Question {question}.",
     "q1": "Which video contains a FAKE face?",
+    "video": "Video {k}",
+    "q1_video1": "Video 1",
+    "q1_video2": "Video 2",
+    "q1_dont_know": "I do not know",
+    "next_button": "Next",
     "q2": (
         "A bot thinks that this face has been edited (indeed it is). Which of the "
         "{n} animations best explains why the bot believes this?"
@@ -59,12 +131,88 @@ DEFAULT_TEXTS = {
         "A bot thinks that this face has been edited (indeed it is). Which ones of the "
         "{n} animations best explain why the bot believes this? (choose one or more)"
     ),
-    "intro": (
-        "You will watch short videos of faces. In each section, first tell us which of "
-        "two videos contains a fake (edited) face, then which animation best explains "
-        "why a detector program thinks a face is fake."
+    "animation": "Animation {label}",
+    "q2_label": "Best explanation",
+    "q2_label_multiple": "Best explanation(s)",
+    "save_button": "Save and continue",
+    # attention checks (their questions and choices are in attention_checks)
+    "check_label": "Your answer",
+    # completion
+    "complete_title": "Thank you! Your answers are saved.",
+    "completion_code": "Your completion code is:",
+    "return_link": "Return to the recruiting platform",
+    # leaving
+    "leave_title": "Leave the study",
+    "leave_body": (
+        "You can leave at any time. Your answers are then left out of the study and you "
+        "will not get a completion code."
     ),
+    "leave_delete": "Also delete the answers I have given",
+    "leave_button": "Leave the study",
+    "left_title": "You have left the study.",
+    "left_deleted": "Your answers were deleted.",
+    "left_kept": (
+        "Your answers are left out of the study. To have them deleted, write to {contact} "
+        "with your participant id."
+    ),
+    "left_return": (
+        "If you came from a recruiting platform (such as Prolific), please return your "
+        "submission there. You can close this page."
+    ),
+    # messages (one line each, shown above the page)
+    "error_consent": "please tick the consent box to take part",
+    "error_already_started": (
+        "this study was already started in another browser; continue there or contact the "
+        "researcher"
+    ),
+    "error_consent_key": "invalid consent key: reload the page",
+    "error_url_parameter": "invalid URL parameter",
+    "error_session": "your session was not found: please reload the page",
+    "error_withdrawn": "you have withdrawn from this study",
+    "error_screen": "please choose the screen you are using",
+    "error_familiarity": "please tell us whether you know what deepfakes are",
+    "error_demographics_first": "please answer the questions about you first",
+    "error_not_your_section": "this section is not part of your survey",
+    "error_sections_order": "please answer the sections in order",
+    "error_q1": "please answer question 1",
+    "error_q1_first": "please answer question 1 first",
+    "error_q2": "please choose the animation that best explains the decision",
+    "error_q2_one": "please choose exactly one animation",
+    "error_unknown_check": "unknown attention check",
+    "error_questions_order": "please answer the questions in order",
+    "error_check": "please choose one of the answers",
+    "error_withdraw_request": "invalid withdrawal request",
+    "error_no_section": "no such section",
 }
+#: Placeholders (besides ``{n}``) that a text may use, filled in where it is shown.
+TEXT_PLACEHOLDERS = {
+    "consent": ("retention", "contact", "sections"),
+    "progress": ("position", "total", "question", "answered"),
+    "question": ("question",),
+    "video": ("k",),
+    "animation": ("label",),
+    "left_kept": ("contact",),
+    "error_already_started": ("contact",),
+}
+
+
+def check_texts(texts: Any, where: str) -> dict[str, str]:
+    """``texts`` (a study file's ``texts:``) as a validated ``{key: text}`` mapping:
+    a mapping of known keys (:data:`DEFAULT_TEXTS`) to strings."""
+    if texts is None:
+        return {}
+    if not isinstance(texts, dict):
+        raise StudyError(f"{where}: 'texts' must be a mapping of text keys to strings")
+    unknown = sorted(str(k) for k in texts if k not in DEFAULT_TEXTS)
+    if unknown:
+        raise StudyError(
+            f"{where}: unknown text key(s) {', '.join(unknown)} in 'texts' "
+            f"(known: {', '.join(DEFAULT_TEXTS)})"
+        )
+    bad = [str(k) for k, v in texts.items() if not isinstance(v, str)]
+    if bad:
+        raise StudyError(f"{where}: texts {', '.join(bad)} must be strings (quote them)")
+    return {str(k): v for k, v in texts.items()}
 
 
 @dataclass(frozen=True)
@@ -98,6 +246,7 @@ class StudySpec:
     q2_mode: str = "single"
     completion_code: str = ""
     redirect_url: str = ""
+    screenout_code: str = ""  # for a failed attention check ("" = none)
     retention: str = "until the end of the research project, at most 2 years"
     contact: str = "the study team"
     attention_checks: list[CheckSpec] = field(default_factory=list)
@@ -128,16 +277,35 @@ class StudySpec:
         frame = pd.DataFrame(rows).set_index("explainer").apply(pd.to_numeric, errors="coerce")
         return frame.groupby(level=0).mean()
 
-    def text(self, key: str) -> str:
-        value = self.texts.get(key) or DEFAULT_TEXTS.get(key, "")
-        return value.replace("{n}", str(len(self.explainers)))
+    def text(self, key: str, **values: Any) -> str:
+        """The participant-facing text ``key`` (the study's ``texts:`` override, else
+        :data:`DEFAULT_TEXTS`), with ``{n}`` and the given ``{name}`` placeholders filled
+        in (other braces are left as they are)."""
+        if key not in DEFAULT_TEXTS:
+            raise KeyError(f"unknown study text {key!r}")
+        value = self.texts.get(key, DEFAULT_TEXTS[key])
+        for name, filler in {"n": len(self.explainers), **values}.items():
+            value = value.replace("{" + name + "}", str(filler))
+        return value
 
     @property
     def media_dir(self) -> Path:
         return self.root / "media"
 
     def redirect_for(self, code: str) -> str:
+        """``redirect_url`` for ``code`` (its ``{code}`` filled in); "" without one."""
         return self.redirect_url.replace("{code}", code) if self.redirect_url else ""
+
+    @property
+    def completion_redirect(self) -> str:
+        """Where a participant who completed the study is sent ("" for nowhere)."""
+        return self.redirect_for(self.completion_code)
+
+    @property
+    def screenout_redirect(self) -> str:
+        """Where a screened-out participant (failed attention check) is sent: the
+        ``redirect_url`` with the screen-out code; "" without a screen-out code."""
+        return self.redirect_for(self.screenout_code) if self.screenout_code else ""
 
 
 def find_study_file(root: Path) -> Path:
@@ -269,13 +437,22 @@ def load_study(path: str | Path) -> StudySpec:
     redirect = str(data.get("redirect_url") or "")
     if redirect and not redirect.startswith(("https://", "http://")):
         raise StudyError(f"{study_file.name}: redirect_url must be an http(s) URL")
-    texts = data.get("texts") or {}
-    if not isinstance(texts, dict):
-        raise StudyError(f"{study_file.name}: 'texts' must be a mapping")
+    texts = check_texts(data.get("texts"), study_file.name)
     name = _ident(data.get("name", root.name), f"{study_file.name}: name")
-    code = str(data.get("completion_code") or "")
-    if not code:
-        code = "XS-" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+    if not data.get("completion_code"):
+        # no fallback: a code derived from the study would be guessable, and one made up
+        # here would neither be stored nor match what the recruiting platform expects
+        raise StudyError(
+            f"{study_file}: no completion_code; add one, e.g. 'completion_code: "
+            f"{new_completion_code()}' (a random one) or the code your recruiting platform "
+            "gave you, or rebuild the study with build-study"
+        )
+    code = check_code(data["completion_code"], f"{study_file.name}: completion_code")
+    screenout = ""
+    if data.get("screenout_code"):
+        screenout = check_code(data["screenout_code"], f"{study_file.name}: screenout_code")
+        if screenout == code:
+            raise StudyError(f"{study_file.name}: screenout_code must differ from completion_code")
     leaks = []
     for sec in sections:
         roles = f"{sec.fake.stem} {sec.real.stem}".lower()
@@ -300,10 +477,11 @@ def load_study(path: str | Path) -> StudySpec:
         q2_mode=q2_mode,
         completion_code=code,
         redirect_url=redirect,
+        screenout_code=screenout,
         retention=str(data.get("retention") or StudySpec.retention),
         contact=str(data.get("contact") or StudySpec.contact),
         attention_checks=checks,
-        texts={str(k): str(v) for k, v in texts.items()},
+        texts=texts,
         file_hash=hashlib.sha256(study_file.read_bytes()).hexdigest(),
         path=study_file,
     )
@@ -315,6 +493,8 @@ def write_study(data: dict[str, Any], out_dir: Path) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "study.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tmp = out_dir / ".study.yaml.tmp"  # never a half-written study file
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tmp.replace(path)
     load_study(out_dir)
     return path

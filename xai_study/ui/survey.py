@@ -25,9 +25,9 @@ import gradio as gr
 
 from xai_study.errors import XaiStudyError
 from xai_study.study.flow import (
-    FAMILIARITY_LABELS,
-    Q1_LABELS,
-    SCREEN_LABELS,
+    FAMILIARITY_TEXT_KEYS,
+    Q1_TEXT_KEYS,
+    SCREEN_TEXT_KEYS,
     AlreadyStarted,
     Step,
     Survey,
@@ -50,28 +50,17 @@ CSS = """
 
 
 def _consent_text(ctx: AppContext) -> str:
+    """The consent page's text: the intro and the consent Markdown (``texts.consent``,
+    e.g. from ``build-study --consent FILE.md``), with retention, contact and the number
+    of sections filled in."""
     st = ctx.study
-    return f"""
-{html.escape(st.text("intro"))}
-
-**What we collect.** Your answers, how long each answer took, the kind of screen you use
-and whether you know about deepfakes. If you come from a recruiting platform, the
-participant, study and session ids it puts in the link. No name, e-mail, IP address or
-camera/microphone data is collected. Nothing is stored before you agree below.
-
-**Why.** To learn which explanation of a deepfake detector people find most useful
-(a research study comparing explanation methods).
-
-**How long we keep it.** {html.escape(st.retention)}. Results are published only in
-aggregate.
-
-**Withdrawing.** You can stop at any time by closing the page, or leave with "Leave the
-study" at the bottom of every page, which can also delete the answers you gave. Later,
-write to {html.escape(st.contact)} with the participant id shown at the top of the
-survey.
-
-The survey has {st.sections_shown} short sections (a few minutes in all).
-"""
+    body = st.text(
+        "consent",
+        retention=html.escape(st.retention),
+        contact=html.escape(st.contact),
+        sections=st.sections_shown,
+    )
+    return f"{html.escape(st.text('intro'))}\n\n{body}\n"
 
 
 def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict[str, Any]:
@@ -94,59 +83,61 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
     with gr.Column(visible=True, elem_id="xs-consent") as consent_col:
         gr.Markdown(_consent_text(ctx))
         agree = gr.Checkbox(
-            label="I am 18 or older, I have read the above and I agree to take part.",
+            label=st.text("consent_agree"),
             elem_id="xs-agree",
         )
-        consent_btn = gr.Button("Start", variant="primary", elem_id="xs-start")
+        consent_btn = gr.Button(st.text("start_button"), variant="primary", elem_id="xs-start")
 
     with gr.Column(visible=False, elem_id="xs-demographics") as demo_col:
-        gr.Markdown("### About you")
+        gr.Markdown(f"### {html.escape(st.text('about_you'))}")
         screen = gr.Radio(
-            [(v, k) for k, v in SCREEN_LABELS.items()],
-            label="Which screen are you using?",
+            [(st.text(t), k) for k, t in SCREEN_TEXT_KEYS.items()],
+            label=st.text("screen_question"),
             elem_id="xs-screen",
         )
         familiarity = gr.Radio(
-            [(v, k) for k, v in FAMILIARITY_LABELS.items()],
-            label="Do you know what deepfakes are?",
+            [(st.text(t), k) for k, t in FAMILIARITY_TEXT_KEYS.items()],
+            label=st.text("familiarity_question"),
             elem_id="xs-familiarity",
         )
-        demo_btn = gr.Button("Continue", variant="primary", elem_id="xs-demo-next")
+        demo_btn = gr.Button(st.text("continue_button"), variant="primary", elem_id="xs-demo-next")
 
     with gr.Column(visible=False, elem_id="xs-section") as section_col:
         progress = gr.Markdown("", elem_id="xs-progress")
         with gr.Column(elem_id="xs-part1") as part1:
-            gr.Markdown(f"### Question 1. {html.escape(st.text('q1'))}")
+            q1_head = html.escape(f"{st.text('question', question=1)} {st.text('q1')}")
+            gr.Markdown(f"### {q1_head}")
             with gr.Row():
                 video1 = gr.Video(
-                    label="Video 1",
+                    label=st.text("video", k=1),
                     interactive=False,
                     buttons=[],
                     elem_classes=["xs-media"],
                     min_width=240,
                 )
                 video2 = gr.Video(
-                    label="Video 2",
+                    label=st.text("video", k=2),
                     interactive=False,
                     buttons=[],
                     elem_classes=["xs-media"],
                     min_width=240,
                 )
             q1 = gr.Radio(
-                [(v, k) for k, v in Q1_LABELS.items()],
-                label="Which video contains a FAKE face?",
+                [(st.text(t), k) for k, t in Q1_TEXT_KEYS.items()],
+                label=st.text("q1"),
                 elem_id="xs-q1",
             )
-            q1_btn = gr.Button("Next", variant="primary", elem_id="xs-q1-next")
+            q1_btn = gr.Button(st.text("next_button"), variant="primary", elem_id="xs-q1-next")
         with gr.Column(visible=False, elem_id="xs-part2") as part2:
             q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
-            gr.Markdown(f"### Question 2. {html.escape(st.text(q2_key))}")
+            q2_head = html.escape(f"{st.text('question', question=2)} {st.text(q2_key)}")
+            gr.Markdown(f"### {q2_head}")
             anims = []
             with gr.Row():
                 for lab in labels:
                     anims.append(
                         gr.Video(
-                            label=f"Animation {lab}",
+                            label=st.text("animation", label=lab),
                             interactive=False,
                             buttons=[],
                             autoplay=True,
@@ -155,12 +146,12 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                             min_width=150,
                         )
                     )
-            choices = [(f"Animation {lab}", lab) for lab in labels]
+            choices = [(st.text("animation", label=lab), lab) for lab in labels]
             if st.q2_mode == "multiple":
-                q2 = gr.CheckboxGroup(choices, label="Best explanation(s)", elem_id="xs-q2")
+                q2 = gr.CheckboxGroup(choices, label=st.text("q2_label_multiple"), elem_id="xs-q2")
             else:
-                q2 = gr.Radio(choices, label="Best explanation", elem_id="xs-q2")
-            answer_btn = gr.Button("Save and continue", variant="primary", elem_id="xs-answer")
+                q2 = gr.Radio(choices, label=st.text("q2_label"), elem_id="xs-q2")
+            answer_btn = gr.Button(st.text("save_button"), variant="primary", elem_id="xs-answer")
 
     with gr.Column(visible=False, elem_id="xs-check") as check_col:
         check_md = gr.Markdown("")
@@ -168,30 +159,27 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         check_radios = {
             chk.id: gr.Radio(
                 list(chk.choices),
-                label="Your answer",
+                label=st.text("check_label"),
                 visible=False,
                 elem_id=f"xs-check-{chk.id}",
             )
             for chk in st.attention_checks
         }
-        check_btn = gr.Button("Continue", variant="primary", elem_id="xs-check-next")
+        check_btn = gr.Button(
+            st.text("continue_button"), variant="primary", elem_id="xs-check-next"
+        )
 
     with gr.Column(visible=False, elem_id="xs-done") as done_col:
         done_md = gr.Markdown("", elem_id="xs-code")
 
     with (
         gr.Column(visible=False, elem_id="xs-withdraw") as withdraw_col,
-        gr.Accordion("Leave the study", open=False, elem_id="xs-withdraw-open"),
+        gr.Accordion(st.text("leave_title"), open=False, elem_id="xs-withdraw-open"),
     ):
-        gr.Markdown(
-            "You can leave at any time. Your answers are then left out of the study "
-            "and you will not get a completion code."
-        )
-        erase = gr.Checkbox(
-            label="Also delete the answers I have given", value=True, elem_id="xs-erase"
-        )
+        gr.Markdown(html.escape(st.text("leave_body")))
+        erase = gr.Checkbox(label=st.text("leave_delete"), value=True, elem_id="xs-erase")
         withdraw_btn = gr.Button(
-            "Leave the study", variant="stop", size="sm", elem_id="xs-withdraw-btn"
+            st.text("leave_button"), variant="stop", size="sm", elem_id="xs-withdraw-btn"
         )
 
     outputs = [
@@ -232,7 +220,7 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
             par_id = par.id if par else ""
         head = f"# {html.escape(st.title)}"
         if par_id:
-            head += f"\n<small>participant id: `{par_id}`</small>"
+            head += f"\n<small>{html.escape(st.text('participant_id'))}: `{par_id}`</small>"
         sec_updates: list[Any] = [skip()] * (2 + 2 + n_anim + 2)
         item = ""
         prog = skip()
@@ -252,9 +240,12 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 gr.update(value=None),
                 gr.update(value=[] if st.q2_mode == "multiple" else None),
             ]
-            prog = (
-                f"**Section {step.position} of {step.total}**, question {1 if first else 2} of 2"
-                f" · {step.answered} sections answered"
+            prog = st.text(
+                "progress",
+                position=step.position,
+                total=step.total,
+                question=1 if first else 2,
+                answered=step.answered,
             )
         elif step.kind == "check":
             item = step.check.id
@@ -263,28 +254,23 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 *[gr.update(visible=cid == step.check.id, value=None) for cid in check_radios],
             ]
         elif step.kind == "withdrawn":
-            text = "## You have left the study.\n\n"
+            text = f"## {html.escape(st.text('left_title'))}\n\n"
             if step.deleted:
-                text += "Your answers were deleted."
+                text += html.escape(st.text("left_deleted"))
             else:
-                text += (
-                    "Your answers are left out of the study. To have them deleted, write to "
-                    f"{html.escape(st.contact)} with your participant id."
-                )
-            text += (
-                "\n\nIf you came from a recruiting platform (such as Prolific), please "
-                "return your submission there. You can close this page."
-            )
+                text += html.escape(st.text("left_kept", contact=st.contact))
+            text += f"\n\n{html.escape(st.text('left_return'))}"
             done = gr.update(value=text)
         elif step.kind == "complete":
             code = html.escape(step.code)
             text = (
-                "## Thank you! Your answers are saved.\n\n"
-                f"Your completion code is: **<span id='xs-completion-code'>{code}</span>**"
+                f"## {html.escape(st.text('complete_title'))}\n\n"
+                f"{html.escape(st.text('completion_code'))} "
+                f"**<span id='xs-completion-code'>{code}</span>**"
             )
             if step.redirect:
                 url = html.escape(step.redirect, quote=True)
-                text += f"\n\n[Return to the recruiting platform]({url})"
+                text += f"\n\n[{html.escape(st.text('return_link'))}]({url})"
             done = gr.update(value=text)
         return [
             tok or None,

@@ -440,6 +440,99 @@ def read_video(
     )
 
 
+def read_clip(
+    path: str | os.PathLike,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    max_side: int | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> VideoFrames:
+    """Consecutive frames from the start of a video, for playing it again.
+
+    Frames are taken at ``fps`` (by timestamp, every ``1/fps`` s; ``None`` or a rate at
+    or above the file's: every frame, at the file's rate), at most ``max_frames`` of them
+    (so a longer video is cut to its first ``max_frames / fps`` seconds), each scaled
+    while decoding so that its longest side is at most ``max_side`` pixels (never
+    enlarged): a long HD video needs memory only for the small frames. ``fps`` of the
+    result is the rate the frames play at. Frames over ``max_pixels`` are refused from the
+    header, before decoding; a file that is damaged part-way yields the frames before the
+    damage, with a warning.
+    """
+    import av
+
+    if fps is not None and fps <= 0:
+        raise VideoError(f"the frame rate must be positive, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise VideoError(f"the number of frames must be at least 1, got {max_frames}")
+    p = check_file(path, max_bytes)
+    scan = _scan(p)
+    check_pixels(p, scan.width, scan.height, 1, max_pixels, None)
+    src_fps = float(scan.fps) if scan.fps else 25.0
+    out_fps = src_fps if fps is None or fps >= src_fps else float(fps)
+    step = 1.0 / out_fps
+    t0 = scan.pts[0] if scan.pts else 0
+    frames: list[np.ndarray] = []
+    indices: list[int] = []
+    times: list[float] = []
+    warnings = list(scan.warnings)
+    next_t = 0.0
+    try:
+        with av.open(str(p)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for k, frame in enumerate(container.decode(stream)):
+                    t = (
+                        float((frame.pts - t0) * scan.time_base)
+                        if frame.pts is not None
+                        else k / src_fps
+                    )
+                    if t + 1e-6 < next_t:
+                        continue
+                    img = _upright(frame)
+                    h, w = img.shape[:2]
+                    if max_side and max(h, w) > max_side:
+                        import cv2
+
+                        scale = max_side / max(h, w)
+                        size = (max(2, round(w * scale)), max(2, round(h * scale)))
+                        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                    if frames and img.shape != frames[0].shape:
+                        import cv2
+
+                        fh, fw = frames[0].shape[:2]
+                        img = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA)
+                    frames.append(img)
+                    indices.append(k)
+                    times.append(t)
+                    while next_t <= t + 1e-6:  # the next frame's slot
+                        next_t += step
+                    if max_frames is not None and len(frames) >= max_frames:
+                        break
+            except av.error.FFmpegError as exc:
+                if not frames:
+                    raise
+                warnings.append(
+                    f"decoding stopped after {len(frames)} frames, the file is corrupt there "
+                    f"({_ffmpeg_reason(exc)}); using the frames before that"
+                )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{p}: the video cannot be decoded ({_ffmpeg_reason(exc)})") from None
+    if not frames:
+        raise VideoError(f"{p}: no frame of the video could be decoded")
+    return VideoFrames(
+        frames=np.stack(frames),
+        indices=np.asarray(indices, dtype=np.int64),
+        timestamps=np.asarray(times, dtype=np.float64),
+        fps=out_fps,
+        duration=len(frames) / out_fps,
+        total_frames=len(scan.pts),
+        path=str(p),
+        warnings=warnings,
+    )
+
+
 def write_video(
     frames: np.ndarray,
     path: str | os.PathLike,
