@@ -98,6 +98,7 @@ class Step:
     code: str = ""
     redirect: str = ""
     deleted: bool = False  # withdrawn: the answers were erased
+    participant_id: str = ""  # the participant's pseudonymous id ("" before the consent)
 
     @property
     def progress(self) -> str:
@@ -255,9 +256,13 @@ class Survey:
     def step(self, token: str | None) -> Step:
         """The participant's current step (``consent`` for an unknown token)."""
         par = self.participant(token)
-        total = self.study.sections_shown
         if par is None:
-            return Step("consent", total=total)
+            return Step("consent", total=self.study.sections_shown)
+        step = self._step_of(par)
+        step.participant_id = par.id
+        return step
+
+    def _step_of(self, par: Participant) -> Step:
         total = len(par.assignment_dict()["sections"])
         if par.status == "withdrawn":  # not "complete": no code, and no status change
             kept = par.demographics_at is not None or bool(self.db.answers(par.id))

@@ -104,6 +104,7 @@ def launch_guarded(
     demo_jobs_per_client: int = 1,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     uploads: Uploads | None = None,
+    media: dict[str, Path] | None = None,
     **launch: Any,
 ) -> str:
     """Queue and launch ``blocks`` (without blocking) with the server's guards; returns
@@ -114,7 +115,8 @@ def launch_guarded(
     Gradio has evicted no longer stops it; direct ``/gradio_api/run/`` calls, which would
     skip the queue, are refused; ``GET /healthz`` reports the queue (503 once it has
     stopped); request bodies other than uploads are limited to ``max_body_bytes``;
-    uploads must be videos and are limited and deleted as ``uploads`` says."""
+    uploads must be videos and are limited and deleted as ``uploads`` says; ``media``
+    (URL name -> file) are served as static files under ``/study-media/``."""
     from starlette.middleware import Middleware
 
     blocks.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
@@ -131,7 +133,7 @@ def launch_guarded(
             )
         },
     )
-    state = GuardState(max_body_bytes, uploads)
+    state = GuardState(max_body_bytes, uploads, media)
     state.blocks = blocks
     _, url, _ = blocks.launch(
         server_name=host,
@@ -163,6 +165,7 @@ def serve(
         port,
         concurrency=concurrency,
         uploads=ctx.extra["uploads"],
+        media=survey_page.media_files(ctx.study),
         **guards,
         **launch_kwargs(ctx, db_path),
     )
