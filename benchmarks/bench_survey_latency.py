@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     crossed = complete["crossed"] + partial["crossed"]
     sent = complete["sent"] + partial["sent"]
     stored = complete["stored"] + partial["stored"]
-    print(f"sections sent {sent}, stored {stored}: lost {lost}, duplicated {dup}, crossed {crossed}")
+    print(
+        f"sections sent {sent}, stored {stored}: lost {lost}, duplicated {dup}, crossed {crossed}"
+    )
     for problem in (complete["problems"] + partial["problems"])[:10]:
         print(f"FAIL {problem}")
     ok_think = think["p95"] <= 100

@@ -93,6 +93,18 @@ def launch_kwargs(ctx: AppContext, db_path: Path | None = None) -> dict[str, Any
     }
 
 
+def _warm_up() -> None:
+    """Import now what Gradio imports on the first event (every event switches
+    matplotlib's backend, which imports pyplot: seconds of CPU), so that the first
+    participant does not wait for it."""
+    try:
+        import matplotlib
+
+        matplotlib.get_backend()
+    except ImportError:
+        pass
+
+
 def launch_guarded(
     blocks: gr.Blocks,
     host: str,
@@ -133,6 +145,7 @@ def launch_guarded(
             )
         },
     )
+    _warm_up()
     state = GuardState(max_body_bytes, uploads, media)
     state.blocks = blocks
     _, url, _ = blocks.launch(
