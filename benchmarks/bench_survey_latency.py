@@ -43,6 +43,15 @@ sys.path.insert(0, str(ROOT))
 from loadtest import OUT, CallFailed, Server, call, check_database, free_port, percentile  # noqa: E402
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) used so far by process ``pid`` (Linux), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -239,10 +248,25 @@ def main(argv: list[str] | None = None) -> int:
         url = server.url
     print(f"survey latency, study '{study.name}' ({study.sections_shown} sections), {url}")
     print(f"start: {load()}", flush=True)
+    pid = server.proc.pid if server is not None and server.proc is not None else None
+
+    def measured(run, *run_args):
+        """Run a scenario; print the server's CPU time per answer (independent of how
+        busy the machine is: what bounds the answers per second on these cores)."""
+        before = cpu_seconds(pid)
+        pages, row = run(*run_args)
+        after = cpu_seconds(pid)
+        if before is not None and after is not None and row["answers"]:
+            per = (after - before) / sum(len(p.latencies) + 2 for p in pages) * 1000
+            print(f"        server CPU per request (answers, consents, checks): {per:.1f} ms")
+        return pages, row
+
     try:
-        pages_i, idle = run_idle(url, study, args.idle, args.seed, 0)
-        pages_t, think = run_think(url, study, args.participants, args.think, args.seed, 1000)
-        pages_s, steady = run_steady(url, study, args.rate, args.seconds, args.seed, 5000)
+        pages_i, idle = measured(run_idle, url, study, args.idle, args.seed, 0)
+        pages_t, think = measured(
+            run_think, url, study, args.participants, args.think, args.seed, 1000
+        )
+        pages_s, steady = measured(run_steady, url, study, args.rate, args.seconds, args.seed, 5000)
     finally:
         if server is not None:
             server.kill()

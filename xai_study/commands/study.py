@@ -111,6 +111,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=64.0,
         help="largest request body other than an upload, in KiB (default 64)",
     )
+    p.add_argument(
+        "--require-prolific-pid",
+        action="store_true",
+        help="only links with a PROLIFIC_PID may start the survey (also study.yaml "
+        "require_prolific_pid: true)",
+    )
+    p.add_argument(
+        "--quota",
+        type=int,
+        default=None,
+        help="participants at most, withdrawn ones not counted; later visitors get a "
+        "'study closed' page (default: study.yaml quota, else no limit)",
+    )
+    p.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="do not serve the live demo page (/demo) next to the survey",
+    )
     p.set_defaults(func=run_serve)
 
     b = subparsers.add_parser(
@@ -187,6 +205,10 @@ def make_context(args: argparse.Namespace):
     from xai_study.ui.context import STATE_SECRET_ENV, AppContext, admin_password_from_env
 
     study = load_study(args.study)
+    if getattr(args, "require_prolific_pid", False):
+        study.require_prolific_pid = True
+    if getattr(args, "quota", None) is not None:
+        study.quota = args.quota
     url = args.db or default_db_url(study.root)
     db = Database(url)
     db_path = None
@@ -203,6 +225,7 @@ def make_context(args: argparse.Namespace):
         cache_dir=Path(args.cache),
         max_upload_mb=args.max_upload_mb,
         state_secret=os.environ.get(STATE_SECRET_ENV) or None,
+        demo=not getattr(args, "no_demo", False),
     )
     return ctx, db_path
 
@@ -219,6 +242,15 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StudyError("--max-queue must be at most 1500 (Gradio keeps 2,000 sessions)")
     if args.max_body_kb <= 0:
         raise StudyError("--max-body-kb must be positive")
+    if args.quota is not None and args.quota < 1:
+        raise StudyError("--quota must be at least 1")
+    from xai_study.ui.context import ADMIN_PASSWORD_ENV, is_loopback
+
+    if not is_loopback(args.host) and not os.environ.get(ADMIN_PASSWORD_ENV):
+        raise StudyError(
+            f"--host {args.host} is reachable from other machines: set {ADMIN_PASSWORD_ENV} "
+            "(the results page's password) before serving there"
+        )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ctx, db_path = make_context(args)
     from xai_study.ui.app import serve

@@ -31,6 +31,7 @@ from xai_study.study.db import (
     Database,
     Participant,
     ParticipantExists,
+    StudyFull,
     utcnow,
 )
 from xai_study.study.spec import StudySpec
@@ -49,6 +50,13 @@ CONSENT_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 ALREADY_STARTED = (
     "this study was already started in another browser; continue there or contact the researcher"
 )
+NO_PROLIFIC_PID = (
+    "please open this study from its link on Prolific (the link you used has no PROLIFIC_PID)"
+)
+STUDY_CLOSED = (
+    "this study is closed: it has all the participants it needs. Thank you for your interest"
+)
+SCREENED_OUT = "the survey has ended for you (an attention check was not passed)"
 
 
 class SurveyError(XaiStudyError):
@@ -60,6 +68,15 @@ class AlreadyStarted(SurveyError):
 
     def __init__(self, contact: str = "") -> None:
         super().__init__(ALREADY_STARTED + (f" at {contact}" if "@" in contact else ""))
+
+
+class NotAdmitted(SurveyError):
+    """Someone new who may not start: the study is full, or the link lacks the
+    ``PROLIFIC_PID`` the study requires. ``kind`` is ``closed`` or ``no_pid``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(STUDY_CLOSED if kind == "closed" else NO_PROLIFIC_PID)
 
 
 def new_consent_key() -> str:
@@ -175,6 +192,20 @@ class Survey:
             raise AlreadyStarted(self.study.contact)
         return None
 
+    def admission(self, params: dict[str, Any] | None = None) -> NotAdmitted | None:
+        """Why someone new with these URL parameters may not start (None: they may):
+        the study requires a ``PROLIFIC_PID`` and the link has none, or its quota of
+        participants (withdrawn ones not counted) is reached."""
+        if self.study.require_prolific_pid and not _clean_param((params or {}).get("PROLIFIC_PID")):
+            return NotAdmitted("no_pid")
+        quota = self.study.quota
+        if (
+            quota is not None
+            and self.db.count_participants(self.study_row_id, active=True) >= quota
+        ):
+            return NotAdmitted("closed")
+        return None
+
     def consent(
         self,
         agreed: bool,
@@ -186,7 +217,9 @@ class Survey:
         ``consent_key`` makes the consent idempotent: sending it again (the reply was
         lost) returns the participant that the first call created. A ``PROLIFIC_PID``
         that already took part raises :class:`AlreadyStarted` (unless the key is the one
-        that participant consented with)."""
+        that participant consented with). Someone the study does not admit
+        (:meth:`admission`) gets :class:`NotAdmitted`, also when the quota fills up
+        during the call."""
         if agreed is not True:
             raise SurveyError("please tick the consent box to take part")
         params = params or {}
@@ -205,6 +238,9 @@ class Survey:
         again = retried()
         if again is not None:
             return again
+        refused = self.admission(params)
+        if refused is not None:
+            raise refused
         if pid and self.db.participant_by_prolific(self.study_row_id, pid) is not None:
             # a concurrent first try with this key may have just stored it: look again
             again = retried()
@@ -224,7 +260,10 @@ class Survey:
                 prolific_session_id=session_id,
                 consent_key=key,
                 existing_ok=False,
+                quota=self.study.quota,
             )
+        except StudyFull:
+            raise NotAdmitted("closed") from None
         except ParticipantExists:
             again = retried()
             if again is not None:
@@ -240,6 +279,8 @@ class Survey:
             raise SurveyError("your session was not found: please reload the page")
         if par.status == "withdrawn":
             raise SurveyError("you have withdrawn from this study")
+        if par.status == "screened_out":
+            raise SurveyError(SCREENED_OUT)
         return par
 
     # -- steps ------------------------------------------------------------------------
@@ -271,7 +312,20 @@ class Survey:
             return Step("demographics", total=total)
         rows = {a.section: a for a in self.db.answers(par.id)}
         answered = {k for k, a in rows.items() if a.q2_choice is not None}
-        checked = {c.check_id for c in self.db.checks(par.id)}
+        checks = self.db.checks(par.id)
+        checked = {c.check_id for c in checks}
+        if par.status == "screened_out" or any(not c.passed for c in checks):
+            # a failed attention check ends the survey: the screen-out code (if the
+            # study has one), never the completion code
+            if par.status != "screened_out":
+                par = self.db.set_status(par.id, "screened_out")
+            return Step(
+                "screened_out",
+                total=total,
+                answered=len(answered),
+                code=self.study.screenout_code,
+                redirect=self.study.screenout_redirect(),
+            )
         for kind, (pos, item) in self._plan(par):
             if kind == "section" and item["section"] not in answered:
                 return Step(

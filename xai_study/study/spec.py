@@ -9,6 +9,9 @@ A study file looks like::
     explainers: [gradcam, shap, ltpa, bonettini]
     completion_code: XAI-DEMO-2026
     redirect_url: "https://app.prolific.com/submissions/complete?cc={code}"   # optional
+    screenout_code: XS-SCREENED-OUT   # shown (and put into redirect_url) after a failed check
+    quota: 200                  # participants at most (not counting withdrawn ones)
+    require_prolific_pid: true  # only links with a PROLIFIC_PID may take part
     retention: "until the end of the project, at most 2 years"
     contact: "study-team@example.org"
     attention_checks:
@@ -98,6 +101,14 @@ class StudySpec:
     q2_mode: str = "single"
     completion_code: str = ""
     redirect_url: str = ""
+    #: Shown instead of the completion code after a failed attention check (and put
+    #: into ``redirect_url``'s ``{code}``); empty: no code, the participant is asked to
+    #: return the submission.
+    screenout_code: str = ""
+    #: Participants at most (withdrawn ones do not count); None: no limit.
+    quota: int | None = None
+    #: Only links with a ``PROLIFIC_PID`` may start the survey.
+    require_prolific_pid: bool = False
     retention: str = "until the end of the research project, at most 2 years"
     contact: str = "the study team"
     attention_checks: list[CheckSpec] = field(default_factory=list)
@@ -138,6 +149,14 @@ class StudySpec:
 
     def redirect_for(self, code: str) -> str:
         return self.redirect_url.replace("{code}", code) if self.redirect_url else ""
+
+    def screenout_redirect(self) -> str:
+        """Where a screened-out participant is sent: ``redirect_url`` with the
+        screen-out code, only when it has a ``{code}`` to carry it (never the
+        completion link)."""
+        if self.screenout_code and "{code}" in self.redirect_url:
+            return self.redirect_for(self.screenout_code)
+        return ""
 
 
 def find_study_file(root: Path) -> Path:
@@ -272,6 +291,17 @@ def load_study(path: str | Path) -> StudySpec:
     texts = data.get("texts") or {}
     if not isinstance(texts, dict):
         raise StudyError(f"{study_file.name}: 'texts' must be a mapping")
+    screenout = str(data.get("screenout_code") or "")
+    if len(screenout) > 100 or (screenout and not screenout.isprintable()):
+        raise StudyError(
+            f"{study_file.name}: screenout_code must be up to 100 printable characters"
+        )
+    quota = data.get("quota")
+    if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 1):
+        raise StudyError(f"{study_file.name}: quota must be a positive integer (or left out)")
+    require_pid = data.get("require_prolific_pid", False)
+    if not isinstance(require_pid, bool):
+        raise StudyError(f"{study_file.name}: require_prolific_pid must be true or false")
     name = _ident(data.get("name", root.name), f"{study_file.name}: name")
     code = str(data.get("completion_code") or "")
     if not code:
@@ -300,6 +330,9 @@ def load_study(path: str | Path) -> StudySpec:
         q2_mode=q2_mode,
         completion_code=code,
         redirect_url=redirect,
+        screenout_code=screenout,
+        quota=quota,
+        require_prolific_pid=require_pid,
         retention=str(data.get("retention") or StudySpec.retention),
         contact=str(data.get("contact") or StudySpec.contact),
         attention_checks=checks,

@@ -67,6 +67,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         survey_page.build(ctx, blocks, secret=state_secret(ctx))
     pages = []
     for name, path, module_name in PAGES:
+        if path == "demo" and not ctx.demo:
+            log.info("page /demo not served (--no-demo)")
+            continue
         module = _optional_page(module_name)
         if module is None or not hasattr(module, "render"):
             log.info("page /%s skipped: %s not available", path, module_name)

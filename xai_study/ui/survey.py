@@ -31,6 +31,7 @@ from xai_study.study.flow import (
     Q1_LABELS,
     SCREEN_LABELS,
     AlreadyStarted,
+    NotAdmitted,
     Step,
     Survey,
     new_consent_key,
@@ -65,7 +66,7 @@ PARTS = {
     "xs-section": ("section",),
     "xs-check": ("check",),
     "xs-done": ("complete", "withdrawn", "closed", "screened_out"),
-    "xs-withdraw": ("demographics", "section", "check", "complete"),
+    "xs-withdraw": ("demographics", "section", "check", "complete", "screened_out"),
 }
 
 
@@ -163,6 +164,20 @@ def _done_text(st, step: Step) -> str:
             "\n\nIf you came from a recruiting platform (such as Prolific), please "
             "return your submission there. You can close this page."
         )
+    if step.kind == "screened_out":
+        text = (
+            "## Thank you for your time.\n\nThe survey has ended for you: an attention "
+            "check was not passed, so this submission cannot be completed."
+        )
+        if step.code:
+            code = html.escape(step.code)
+            text += f"\n\nYour code is: **<span id='xs-screenout-code'>{code}</span>**"
+        else:
+            text += "\n\nIf you came from a recruiting platform, please return your submission."
+        if step.redirect:
+            url = html.escape(step.redirect, quote=True)
+            text += f"\n\n[Return to the recruiting platform]({url})"
+        return text
     if step.kind == "complete":
         code = html.escape(step.code)
         text = (
@@ -363,6 +378,15 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         )
         return upd
 
+    def closed_view(refused: NotAdmitted) -> list[Any]:
+        """Someone new whom the study does not admit (full, or no PROLIFIC_PID): that
+        page only, no consent form."""
+        upd = view(Step("closed"), None)
+        upd[outputs.index(done_md)] = (
+            f"## {html.escape(str(refused)[:1].upper() + str(refused)[1:])}."
+        )
+        return upd
+
     def fresh_key(saved: Any) -> str:
         """The page's consent key: the stored one while no consent used it (so tabs of
         one browser share it), else a new one."""
@@ -389,6 +413,10 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
             except AlreadyStarted as exc:
                 return blocked_view(str(exc))
             tok = par.token if par is not None else None
+            if par is None:
+                refused = survey.admission(params_of(request))
+                if refused is not None:
+                    return closed_view(refused)
             return view(survey.step(tok), tok, key=fresh_key(saved_key))
         except XaiStudyError as exc:
             return error_view(str(exc))
@@ -400,6 +428,8 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 par = survey.find(tok, params, key) or survey.consent(agreed, params, key)
             except AlreadyStarted as exc:
                 return blocked_view(str(exc))
+            except NotAdmitted as exc:
+                return closed_view(exc)
             # the key is used now: the page gets a fresh one (for a consent after leaving)
             return view(survey.step(par.token), par.token, key=new_consent_key())
         except XaiStudyError as exc:
