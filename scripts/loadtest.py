@@ -57,7 +57,7 @@ class Server:
         self.url = f"http://127.0.0.1:{port}/"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:
         cmd = [sys.executable, "-m", "xai_study", "serve", "--study", self.study, "--db", self.db]
         cmd += ["--port", str(self.port), "--concurrency", "32"]
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}

@@ -21,8 +21,13 @@ next to the study folder (study_data/demo.db). The schema is created on first st
 several servers may share one PostgreSQL database.
 
 The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production and
-on a loopback --host the fallback password is 'admin'; otherwise, with no password, the
-page stays locked. Wrong passwords are limited to 5 per client address per 5 minutes.
+on a loopback --host the fallback password is 'admin'; with --production and no password
+the page stays locked; on any other --host serve refuses to start without one (exit 2).
+Wrong passwords are limited to 5 per client address per 5 minutes.
+
+Prolific: --require-prolific-pid, --quota N (a "study closed" page after N participants)
+and the study file's screenout_code (shown after a failed attention check) — see
+docs/study.md. --no-demo serves the survey and results without the /demo page.
 
 A participant's place is kept in browser storage, encrypted with a secret that is
 generated on first start and kept in the database, so a reload after a restart resumes;
