@@ -73,6 +73,7 @@ class Server:
             except requests.RequestException:
                 pass
             time.sleep(0.3)
+        self.kill()  # no orphan server left behind
         raise SystemExit(f"error: server did not start in {timeout:.0f} s: see {self.log}")
 
     def kill(self) -> None:
