@@ -22,6 +22,7 @@ from xai_study.study.analysis.cleaning import (
     order_levels,
     prepare_participants,
     prepare_responses,
+    speeder_flags,
     split_choices,
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
@@ -343,6 +344,9 @@ def analyze(
             shown.extend(split_choices(value))
     df = prepare_responses(responses)
     everyone, known = prepare_participants(participants, df)
+    if participants is None or "speeder" not in participants.columns:
+        # an imported table without the flag: the rule on the raw answer times
+        everyone["speeder"] = speeder_flags(responses, everyone)
     metrics = PAPER_METRICS if metrics is None else metrics
     withdrawn = everyone["status"] == "withdrawn"
     failed = everyone["checks_total"].fillna(0) > everyone["checks_passed"].fillna(0)
