@@ -57,7 +57,7 @@ class Server:
         self.url = f"http://127.0.0.1:{port}/"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:
         cmd = [sys.executable, "-m", "xai_study", "serve", "--study", self.study, "--db", self.db]
         cmd += ["--port", str(self.port), "--concurrency", "32"]
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -73,6 +73,7 @@ class Server:
             except requests.RequestException:
                 pass
             time.sleep(0.3)
+        self.kill()  # no orphan server left behind
         raise SystemExit(f"error: server did not start in {timeout:.0f} s: see {self.log}")
 
     def kill(self) -> None:
@@ -82,14 +83,25 @@ class Server:
 
 
 def call(
-    session: requests.Session, url: str, api: str, data: list, retry_s: float = 90, query: str = ""
+    session: requests.Session,
+    url: str,
+    api: str,
+    data: list,
+    retry_s: float = 90,
+    query: str = "",
+    session_hash: str | None = None,
 ):
     """POST /gradio_api/call/<api>, read the result stream; retry while the server is
-    down (a kill/restart), since every endpoint is idempotent."""
+    down (a kill/restart), since every endpoint is idempotent. ``session_hash``: the
+    Gradio session the call belongs to, as a browser page sends it (one per page load;
+    None: a new session per call)."""
     deadline = time.time() + retry_s
+    body: dict = {"data": data}
+    if session_hash:
+        body["session_hash"] = session_hash
     while True:
         try:
-            r = session.post(f"{url}gradio_api/call/{api}{query}", json={"data": data}, timeout=60)
+            r = session.post(f"{url}gradio_api/call/{api}{query}", json=body, timeout=60)
             r.raise_for_status()
             event = r.json()["event_id"]
             with session.get(f"{url}gradio_api/call/{api}/{event}", stream=True, timeout=120) as s:
@@ -121,6 +133,8 @@ class Participant:
         self.latencies: list[float] = []
         self.token = ""
         self.code = ""
+        # one Gradio session per participant, as one page load of a browser has
+        self.session_hash = f"load{k:05d}{rng.getrandbits(48):012x}"
 
     def run(self, urls: list[str], checks, gate: threading.Event | None, at_half) -> None:
         s = requests.Session()
@@ -130,11 +144,19 @@ class Participant:
         # a consent key, as the page sends it: a retried consent (reply lost while the
         # server restarts) finds the participant it made instead of being refused
         key = f"load-{self.k:05d}-{self.rng.getrandbits(64):016x}"
-        out = call(s, url, "consent", [None, True, key], query=query)
+        out = call(
+            s, url, "consent", [None, True, key], query=query, session_hash=self.session_hash
+        )
         self.token = out[OUT["token"]]
         if not isinstance(self.token, str) or not self.token:
             raise CallFailed(f"participant {self.k}: consent failed: {out[OUT['message']]}")
-        out = call(s, url, "demographics", [self.token, "large", self.rng.choice(["yes", "no"])])
+        out = call(
+            s,
+            url,
+            "demographics",
+            [self.token, "large", self.rng.choice(["yes", "no"])],
+            session_hash=self.session_hash,
+        )
         answered = 0
         while True:
             item = out[OUT["item"]]
@@ -147,7 +169,9 @@ class Participant:
                 chk = next(c for c in checks if c.id == item)
                 self.checks[item] = chk.answer
                 values = [chk.answer if c.id == item else None for c in checks]
-                out = call(s, url, "check", [self.token, item, *values])
+                out = call(
+                    s, url, "check", [self.token, item, *values], session_hash=self.session_hash
+                )
                 continue
             if self.think:
                 time.sleep(self.rng.uniform(0.5, 1.5) * self.think)  # watching the videos
@@ -161,14 +185,21 @@ class Participant:
                     with ThreadPoolExecutor(2) as pool:
                         futs = [
                             pool.submit(
-                                call, requests.Session(), url, api, [self.token, item, value]
+                                call,
+                                requests.Session(),
+                                url,
+                                api,
+                                [self.token, item, value],
+                                session_hash=self.session_hash,
                             )
                             for _ in range(2)
                         ]
                         outs = [f.result() for f in futs]
                     out = next((o for o in outs if not o[OUT["message"]]), outs[0])
                 else:
-                    out = call(s, url, api, [self.token, item, value])
+                    out = call(
+                        s, url, api, [self.token, item, value], session_hash=self.session_hash
+                    )
                 self.latencies.append(time.perf_counter() - t0)
                 if out[OUT["message"]]:
                     raise CallFailed(f"participant {self.k}: {api}: {out[OUT['message']]}")
@@ -180,6 +211,78 @@ class Participant:
         done = out[OUT["done"]]
         text = done.get("value", "") if isinstance(done, dict) else str(done)
         self.code = text
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values`` (nearest rank; nan when empty)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def check_database(db_url: str, study, people, complete: bool = True) -> dict:
+    """Compare what ``people`` sent with what the database stored: every sent answer
+    present (``lost``), none twice (``duplicated``), each equal to what that
+    participant sent and each participant's platform id their own (``crossed``); with
+    ``complete`` every participant must also have finished with the completion code.
+    ``people[i].sent`` maps section -> (q1, q2), q2 None for a section left after Q1."""
+    from xai_study.study.db import Database
+
+    db = Database(db_url)
+    frame = db.responses_frame(study.name)
+    parts = db.participants_frame(study.name)
+    by_token = {p.token: db.participant_by_token(p.token) for p in people if p.token}
+    mine = frame[frame["participant_id"].isin([par.id for par in by_token.values() if par])]
+    duplicated = int(mine.duplicated(["participant_id", "section"]).sum())
+    problems: list[str] = []
+    if duplicated:
+        problems.append("duplicated answers")
+    lost = crossed = 0
+    for p in people:
+        par = by_token.get(p.token)
+        if par is None:
+            lost += len(p.sent)
+            continue
+        rows = mine[mine["participant_id"] == par.id].set_index("section")
+        if par.prolific_pid != p.pid:
+            crossed += 1
+        for section, (q1, q2) in p.sent.items():
+            if section not in rows.index:
+                lost += 1
+                continue
+            row = rows.loc[section]
+            stored_q2 = row["q2_position"] if isinstance(row["q2_position"], str) else None
+            if row["q1_answer"] != q1:
+                crossed += 1
+            elif stored_q2 != q2:
+                lost += q2 is not None and stored_q2 is None
+                crossed += stored_q2 is not None
+        extra = set(rows.index) - set(p.sent)
+        if extra:
+            problems.append(f"participant {p.k}: {len(extra)} answers stored that were not sent")
+        if not complete:
+            continue
+        if len(rows) != study.sections_shown:
+            problems.append(
+                f"participant {p.k}: {len(rows)} answers stored, {study.sections_shown} expected"
+            )
+        if study.completion_code not in p.code:
+            problems.append(f"participant {p.k}: no completion code")
+        if par.status != "completed":
+            problems.append(f"participant {p.k}: status {par.status}")
+    dup_pids = parts["prolific_pid"].dropna().duplicated().sum()
+    if dup_pids:
+        problems.append(f"{dup_pids} participants created twice")
+    return {
+        "sent": sum(len(p.sent) for p in people),
+        "stored": len(mine),
+        "rows": mine,
+        "lost": int(lost),
+        "duplicated": duplicated,
+        "crossed": int(crossed),
+        "problems": problems,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,53 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     for srv in servers:
         srv.kill()
 
-    # -- check the database ---------------------------------------------------------------
-    db = Database(db_url)
-    frame = db.responses_frame(study.name)
-    parts = db.participants_frame(study.name)
-    by_token = {}
-    for p in people:
-        if p.token:
-            by_token[p.token] = db.participant_by_token(p.token)
-    problems = list(errors)
-    expected = sum(len(p.sent) for p in people)
-    mine = frame[frame["participant_id"].isin([par.id for par in by_token.values() if par])]
-    if mine.duplicated(["participant_id", "section"]).any():
-        problems.append("duplicated answers")
-    lost = crossed = 0
-    for p in people:
-        par = by_token.get(p.token)
-        if par is None:
-            lost += len(p.sent)
-            continue
-        rows = mine[mine["participant_id"] == par.id].set_index("section")
-        if par.prolific_pid != p.pid:
-            crossed += 1
-        if len(rows) != study.sections_shown:
-            problems.append(
-                f"participant {p.k}: {len(rows)} answers stored, {study.sections_shown} expected"
-            )
-        for section, (q1, q2) in p.sent.items():
-            if section not in rows.index:
-                lost += 1
-                continue
-            row = rows.loc[section]
-            if row["q1_answer"] != q1 or row["q2_position"] != q2:
-                crossed += 1
-        if study.completion_code not in p.code:
-            problems.append(f"participant {p.k}: no completion code")
-        if par.status != "completed":
-            problems.append(f"participant {p.k}: status {par.status}")
-    dup_pids = parts["prolific_pid"].dropna().duplicated().sum()
-    if dup_pids:
-        problems.append(f"{dup_pids} participants created twice")
+    result = check_database(db_url, study, people)
+    problems = list(errors) + result["problems"]
+    lost, crossed, mine = result["lost"], result["crossed"], result["rows"]
+    expected = result["sent"]
     lat = sorted(x for p in people for x in p.latencies)
     med = statistics.median(lat) * 1000 if lat else float("nan")
-    p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))] * 1000 if lat else float("nan")
+    p95 = percentile(lat, 0.95) * 1000
     print(f"participants: {len(people)} sent answers: {expected} stored answers: {len(mine)}")
-    print(
-        f"lost: {lost} duplicated: {int(mine.duplicated(['participant_id', 'section']).sum())} crossed: {crossed}"
-    )
+    print(f"lost: {lost} duplicated: {result['duplicated']} crossed: {crossed}")
     if args.kill_restart:
         print(
             f"kill-restart: {'done' if restarted['done'] else 'NOT DONE'}, answers stored before the kill: {restarted['answers_before']}"

@@ -21,8 +21,10 @@ def make_study(
     checks: bool = True,
     q2_mode: str = "single",
     redirect_url: str = "https://example.org/done?cc={code}",
+    **fields,
 ) -> Path:
-    """Write a study with ``n_sections`` sections (64x64 px, 6-frame clips) into ``out``."""
+    """Write a study with ``n_sections`` sections (64x64 px, 6-frame clips) into ``out``;
+    ``fields`` are further study-file fields (``quota=2``, ...)."""
     frames = read_video(ROOT / "tests" / "data" / "single_face.mp4", num_frames=6).frames
     small = frames[:, ::4, ::4][:, :64, :64].copy()
     media = out / "media"
@@ -69,6 +71,7 @@ def make_study(
             else []
         ),
         "sections": sections,
+        **fields,
     }
     return write_study(data, out)
 

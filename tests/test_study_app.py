@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,18 @@ def server(tmp_path_factory):
 
 
 # gradio_client leaves layout blocks (columns) out of the outputs
-IDX = {"token": 1, "item": 2, "message": 4, "video1": 6, "anim_a": 8, "key": -2, "code": -1}
+IDX = {"token": 1, "item": 2, "message": 4, "stimuli": 5, "key": -2, "code": -1}
+
+
+def media_srcs(html_text: str) -> list[str]:
+    """The ``<video src>`` URLs of a section's HTML (relative to the page)."""
+    return re.findall(r"<video src='([^']+)'", html_text)
+
+
+def fetched_size(url: str, src: str) -> int:
+    r = requests.get(url.rstrip("/") + "/" + src, timeout=30)
+    assert r.status_code == 200, (src, r.status_code)
+    return len(r.content)
 
 
 def call(url: str, api: str, data: list, query: str = "") -> list:
@@ -73,23 +85,26 @@ def test_participant_over_http(server):
     assert len(tok) >= 30
     r = c.predict(tok, "small", "no", api_name="/demographics")
     assert r[IDX["item"]].startswith("s0")
-    video = r[IDX["video1"]]["value"]
-    assert Path(video).stat().st_size > 0  # the media file was served and downloaded
-    assert r[IDX["anim_a"]]["value"] is None  # animations (they show the fake) come later
+    # the two videos, served as static files; the animations (they show the fake) later
+    srcs = media_srcs(r[IDX["stimuli"]])
+    assert len(srcs) == 2 and all(fetched_size(server["url"], s) > 0 for s in srcs)
+    assert "Animation A" not in r[IDX["stimuli"]]
     first = r[IDX["item"]]
     r = c.predict(tok, first, "video2", api_name="/q1")
-    assert r[IDX["item"]] == first and r[IDX["video1"]]["value"] is None
-    assert Path(r[IDX["anim_a"]]["value"]).stat().st_size > 0
+    assert r[IDX["item"]] == first and "Video 1" not in r[IDX["stimuli"]]
+    anims = media_srcs(r[IDX["stimuli"]])
+    assert len(anims) == 4 and not set(anims) & set(srcs)
+    assert all(fetched_size(server["url"], s) > 0 for s in anims)
     r = c.predict(tok, first, "B", api_name="/q2")
     assert r[IDX["item"]] == "ac1"
     r = c.predict(tok, "ac1", "Blue", api_name="/check")
     while r[IDX["item"]]:
         r = c.predict(tok, r[IDX["item"]], "video1", api_name="/q1")
         r = c.predict(tok, r[IDX["item"]], "A", api_name="/q2")
-    assert "TEST-CODE-42" in r[IDX["code"]]["value"]
+    assert "TEST-CODE-42" in r[IDX["code"]]
     # resume with the same token (what a reload does) lands on the completion page
     r = c.predict(tok, None, api_name="/resume")
-    assert "TEST-CODE-42" in r[IDX["code"]]["value"]
+    assert "TEST-CODE-42" in r[IDX["code"]]
     db = server["ctx"].db
     par = db.participant_by_token(tok)
     assert par.status == "completed"
@@ -102,13 +117,13 @@ def test_participant_leaves_the_study_over_http(server):
     r = c.predict(tok, "large", "yes", api_name="/demographics")
     r = c.predict(tok, r[IDX["item"]], "video1", api_name="/q1")
     r = c.predict(tok, True, api_name="/withdraw")
-    assert "You have left the study" in r[IDX["code"]]["value"]
-    assert "deleted" in r[IDX["code"]]["value"]
+    assert "You have left the study" in r[IDX["code"]]
+    assert "deleted" in r[IDX["code"]]
     db = server["ctx"].db
     par = db.participant_by_token(tok)
     assert par.status == "withdrawn" and db.answers(par.id) == []
     r = c.predict(tok, None, api_name="/resume")  # a reload shows the same page, no code
-    assert "You have left the study" in r[IDX["code"]]["value"]
+    assert "You have left the study" in r[IDX["code"]]
     r = c.predict(tok, "s01", "video1", api_name="/q1")
     assert "withdrawn" in r[IDX["message"]]
     r = c.predict("forged-token", True, api_name="/withdraw")
@@ -149,6 +164,17 @@ def test_only_the_media_folder_is_served(server):
     media = ctx.study.sections[0].real
     resp = requests.get(f"{url}/gradio_api/file={media}", timeout=10)
     assert resp.status_code == 200 and len(resp.content) == media.stat().st_size
+    # the survey's own static route serves the study's stimuli, with range requests,
+    # and nothing else (not the study file, no path tricks)
+    resp = requests.get(f"{url}/study-media/{media.name}", timeout=10)
+    assert resp.status_code == 200 and resp.content == media.read_bytes()
+    part = requests.get(
+        f"{url}/study-media/{media.name}", headers={"Range": "bytes=0-9"}, timeout=10
+    )
+    assert part.status_code == 206 and part.content == media.read_bytes()[:10]
+    for name in ("../study.yaml", "%2e%2e/study.yaml", "study.yaml", "nope.mp4", str(media)):
+        resp = requests.get(f"{url}/study-media/{name}", timeout=10)
+        assert resp.status_code == 404, (name, resp.status_code)
 
 
 def test_uploads_are_limited(server):

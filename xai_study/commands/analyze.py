@@ -101,6 +101,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out participants who failed an attention check",
     )
+    p.add_argument(
+        "--exclude-speeders",
+        action="store_true",
+        help="leave out speeders: median section time under a third of the study's "
+        "median (the speeder column of participants.csv)",
+    )
     p.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     p.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder")
     p.set_defaults(func=run_analyze)
@@ -270,6 +276,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         explainers=explainers,
         metrics=load_metrics(args.metrics) if args.metrics else None,
         exclude_failed_checks=args.exclude_failed_checks,
+        exclude_speeders=args.exclude_speeders,
         animation_metrics=shown_metrics,
     )
     paths = write_results(result, args.out, plots=not args.no_plots)

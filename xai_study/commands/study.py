@@ -35,8 +35,13 @@ the installed copy of the demo study. The schema is created on first start; seve
 servers may share one PostgreSQL database.
 
 The results page password comes from XAI_STUDY_ADMIN_PASSWORD. Without --production and
-on a loopback --host the fallback password is 'admin'; otherwise, with no password, the
-page stays locked. Wrong passwords are limited to 5 per client address per 5 minutes.
+on a loopback --host the fallback password is 'admin'; with --production and no password
+the page stays locked; on any other --host serve refuses to start without one (exit 2).
+Wrong passwords are limited to 5 per client address per 5 minutes.
+
+Prolific: --require-prolific-pid, --quota N (a "study closed" page after N participants)
+and the study file's screenout_code (shown after a failed attention check) — see
+docs/study.md. --no-demo serves the survey and results without the /demo page.
 
 A participant's place is kept in browser storage, encrypted with a secret that is
 generated on first start and kept in the database, so a reload after a restart resumes;
@@ -174,6 +179,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=64.0,
         help="largest request body other than an upload, in KiB (default 64)",
+    )
+    p.add_argument(
+        "--require-prolific-pid",
+        action="store_true",
+        help="only links with a PROLIFIC_PID may start the survey (also study.yaml "
+        "require_prolific_pid: true)",
+    )
+    p.add_argument(
+        "--quota",
+        type=int,
+        default=None,
+        help="participants at most, withdrawn ones not counted; later visitors get a "
+        "'study closed' page (default: study.yaml quota, else no limit)",
+    )
+    p.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="do not serve the live demo page (/demo) next to the survey",
     )
     p.set_defaults(func=run_serve)
 
@@ -367,6 +390,10 @@ def make_context(args: argparse.Namespace):
         url = f"sqlite:///{Path.cwd() / (study.root.name + '.db')}"
     else:
         url = args.db or default_db_url(study.root)
+    if getattr(args, "require_prolific_pid", False):
+        study.require_prolific_pid = True
+    if getattr(args, "quota", None) is not None:
+        study.quota = args.quota
     db = Database(url)
     db_path = None
     if db.is_sqlite:
@@ -381,6 +408,7 @@ def make_context(args: argparse.Namespace):
         cache_dir=Path(args.cache),
         max_upload_mb=args.max_upload_mb,
         state_secret=os.environ.get(STATE_SECRET_ENV) or None,
+        demo=not getattr(args, "no_demo", False),
     )
     # the /demo page's detectors (ui/demo.py): the set, and its identity for the cache
     ctx.extra["demo_detectors"] = dets
@@ -418,6 +446,15 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StudyError("--max-queue must be at most 1500 (Gradio keeps 2,000 sessions)")
     if args.max_body_kb <= 0:
         raise StudyError("--max-body-kb must be positive")
+    if args.quota is not None and args.quota < 1:
+        raise StudyError("--quota must be at least 1")
+    from xai_study.ui.context import ADMIN_PASSWORD_ENV, is_loopback
+
+    if not is_loopback(args.host) and not os.environ.get(ADMIN_PASSWORD_ENV):
+        raise StudyError(
+            f"--host {args.host} is reachable from other machines: set {ADMIN_PASSWORD_ENV} "
+            "(the results page's password) before serving there"
+        )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     ctx, db_path = make_context(args)
     dets = ctx.extra["demo_detectors"]

@@ -51,6 +51,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -75,7 +76,8 @@ __all__ = [
 SCREENS = ("large", "small")
 FAMILIARITY = ("yes", "heard of it", "no")
 Q1_ANSWERS = ("video1", "video2", "dont_know")
-STATUSES = ("consented", "in_progress", "completed", "withdrawn")
+#: ``screened_out``: failed an attention check (the survey ends there, no completion code).
+STATUSES = ("consented", "in_progress", "completed", "withdrawn", "screened_out")
 
 #: participants_frame() columns, in order.
 PARTICIPANT_COLUMNS = [
@@ -95,6 +97,8 @@ PARTICIPANT_COLUMNS = [
     "n_answers",
     "checks_passed",
     "checks_total",
+    "median_section_s",
+    "speeder",
 ]
 
 
@@ -206,6 +210,10 @@ class Setting(Base):
 
 class ParticipantExists(StudyError):
     """``create_participant(existing_ok=False)`` found the ``PROLIFIC_PID`` taken."""
+
+
+class StudyFull(StudyError):
+    """``create_participant(quota=N)`` found N participants (not withdrawn) already."""
 
 
 def default_db_url(study_dir: str | os.PathLike[str] | None = None) -> str:
@@ -361,6 +369,7 @@ class Database:
         consent_at: _dt.datetime | None = None,
         consent_key: str | None = None,
         existing_ok: bool = True,
+        quota: int | None = None,
     ) -> Participant:
         """Store a participant who has just consented.
 
@@ -369,7 +378,12 @@ class Database:
         retried consent). When the same ``PROLIFIC_PID`` already joined this study the
         existing participant is returned, or, with ``existing_ok=False``,
         :class:`ParticipantExists` is raised (the survey never hands one person's
-        session to a caller who knows only their platform id)."""
+        session to a caller who knows only their platform id).
+
+        With ``quota``, :class:`StudyFull` is raised when the study already has that many
+        participants who did not withdraw; the count and the insert are one transaction
+        (serialised: SQLite's ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock on the
+        study), so concurrent consents never pass the quota."""
         if consent_key:
             existing = self.participant_by_consent_key(consent_key)
             if existing is not None:
@@ -396,6 +410,16 @@ class Database:
         )
         try:
             with self.write() as s:
+                if quota is not None:
+                    if self.engine.dialect.name == "postgresql":
+                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(study_id)})
+                    taken = s.scalar(
+                        select(func.count(Participant.id)).where(
+                            Participant.study_id == study_id, Participant.status != "withdrawn"
+                        )
+                    )
+                    if int(taken or 0) >= quota:
+                        raise StudyFull("the study is full")
                 s.add(row)
                 if consent_key:
                     s.flush()  # the participant first (foreign key)
@@ -446,12 +470,13 @@ class Database:
                 continue  # another process stored it first: read it back
         raise StudyError(f"cannot store setting {name!r} in the database")
 
-    def count_participants(self, study_id: int) -> int:
+    def count_participants(self, study_id: int, active: bool = False) -> int:
+        """Participants of the study (``active``: those who did not withdraw)."""
+        stmt = select(func.count(Participant.id)).where(Participant.study_id == study_id)
+        if active:
+            stmt = stmt.where(Participant.status != "withdrawn")
         with self.read() as s:
-            return int(
-                s.scalar(select(func.count(Participant.id)).where(Participant.study_id == study_id))
-                or 0
-            )
+            return int(s.scalar(stmt) or 0)
 
     def participant_by_token(self, token: str) -> Participant | None:
         if not token or not isinstance(token, str) or len(token) > 64:
@@ -697,11 +722,17 @@ class Database:
         )
         if study is not None:
             stmt = stmt.where(Study.name == study)
+        from xai_study.study.speeders import median_section_time, speeders
+
         rows = []
         with self.read() as s:
             checks: dict[str, list[bool]] = {}
             for chk in s.scalars(select(Check)):
                 checks.setdefault(chk.participant_id, []).append(bool(chk.passed))
+            times: dict[str, list[tuple[float | None, float | None]]] = {}
+            finished = select(Answer.participant_id, Answer.q1_time_spent_s, Answer.time_spent_s)
+            for pid, q1_s, q2_s in s.execute(finished.where(Answer.q2_choice.is_not(None))):
+                times.setdefault(pid, []).append((q1_s, q2_s))
             for par, study_name, n in s.execute(stmt):
                 passed = checks.get(par.id, [])
                 rows.append(
@@ -722,6 +753,16 @@ class Database:
                         "n_answers": int(n or 0),
                         "checks_passed": sum(passed),
                         "checks_total": len(passed),
+                        "median_section_s": median_section_time(times.get(par.id, [])),
                     }
                 )
+        flags: dict[str, bool] = {}
+        for name in {r["study"] for r in rows}:  # each study its own typical time
+            mine = [r for r in rows if r["study"] == name]
+            flags |= speeders(
+                {r["participant_id"]: r["median_section_s"] for r in mine},
+                [r["participant_id"] for r in mine if r["status"] == "withdrawn"],
+            )
+        for r in rows:
+            r["speeder"] = flags[r["participant_id"]]
         return pd.DataFrame(rows, columns=PARTICIPANT_COLUMNS)

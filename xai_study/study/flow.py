@@ -31,6 +31,7 @@ from xai_study.study.db import (
     Database,
     Participant,
     ParticipantExists,
+    StudyFull,
     utcnow,
 )
 from xai_study.study.spec import DEFAULT_TEXTS, StudySpec
@@ -48,6 +49,9 @@ MAX_PARAM_LEN = 100
 #: the server on load and keeps it in browser storage).
 CONSENT_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 ALREADY_STARTED = DEFAULT_TEXTS["error_already_started"]
+NO_PROLIFIC_PID = DEFAULT_TEXTS["error_no_prolific_pid"]
+STUDY_CLOSED = DEFAULT_TEXTS["error_study_closed"]
+SCREENED_OUT = DEFAULT_TEXTS["error_screened_out"]
 
 
 class SurveyError(XaiStudyError):
@@ -63,6 +67,15 @@ class AlreadyStarted(SurveyError):
         elif message == ALREADY_STARTED and "@" in contact:  # an override says it itself
             message += f" at {contact}"
         super().__init__(message)
+
+
+class NotAdmitted(SurveyError):
+    """Someone new who may not start: the study is full, or the link lacks the
+    ``PROLIFIC_PID`` the study requires. ``kind`` is ``closed`` or ``no_pid``."""
+
+    def __init__(self, kind: str, message: str | None = None) -> None:
+        self.kind = kind
+        super().__init__(message or (STUDY_CLOSED if kind == "closed" else NO_PROLIFIC_PID))
 
 
 def new_consent_key() -> str:
@@ -102,6 +115,7 @@ class Step:
     code: str = ""
     redirect: str = ""
     deleted: bool = False  # withdrawn: the answers were erased
+    participant_id: str = ""  # the participant's pseudonymous id ("" before the consent)
 
     @property
     def progress(self) -> str:
@@ -186,6 +200,20 @@ class Survey:
             raise self._already_started()
         return None
 
+    def admission(self, params: dict[str, Any] | None = None) -> NotAdmitted | None:
+        """Why someone new with these URL parameters may not start (None: they may):
+        the study requires a ``PROLIFIC_PID`` and the link has none, or its quota of
+        participants (withdrawn ones not counted) is reached."""
+        if self.study.require_prolific_pid and not _clean_param((params or {}).get("PROLIFIC_PID")):
+            return NotAdmitted("no_pid", self._text("error_no_prolific_pid"))
+        quota = self.study.quota
+        if (
+            quota is not None
+            and self.db.count_participants(self.study_row_id, active=True) >= quota
+        ):
+            return NotAdmitted("closed", self._text("error_study_closed"))
+        return None
+
     def consent(
         self,
         agreed: bool,
@@ -197,7 +225,9 @@ class Survey:
         ``consent_key`` makes the consent idempotent: sending it again (the reply was
         lost) returns the participant that the first call created. A ``PROLIFIC_PID``
         that already took part raises :class:`AlreadyStarted` (unless the key is the one
-        that participant consented with)."""
+        that participant consented with). Someone the study does not admit
+        (:meth:`admission`) gets :class:`NotAdmitted`, also when the quota fills up
+        during the call."""
         if agreed is not True:
             raise SurveyError(self._text("error_consent"))
         params = params or {}
@@ -217,6 +247,9 @@ class Survey:
         again = retried()
         if again is not None:
             return again
+        refused = self.admission(params)
+        if refused is not None:
+            raise refused
         if pid and self.db.participant_by_prolific(self.study_row_id, pid) is not None:
             # a concurrent first try with this key may have just stored it: look again
             again = retried()
@@ -236,7 +269,10 @@ class Survey:
                 prolific_session_id=session_id,
                 consent_key=key,
                 existing_ok=False,
+                quota=self.study.quota,
             )
+        except StudyFull:
+            raise NotAdmitted("closed", self._text("error_study_closed")) from None
         except ParticipantExists:
             again = retried()
             if again is not None:
@@ -252,6 +288,8 @@ class Survey:
             raise SurveyError(self._text("error_session"))
         if par.status == "withdrawn":
             raise SurveyError(self._text("error_withdrawn"))
+        if par.status == "screened_out":
+            raise SurveyError(self._text("error_screened_out"))
         return par
 
     # -- steps ------------------------------------------------------------------------
@@ -268,9 +306,13 @@ class Survey:
     def step(self, token: str | None) -> Step:
         """The participant's current step (``consent`` for an unknown token)."""
         par = self.participant(token)
-        total = self.study.sections_shown
         if par is None:
-            return Step("consent", total=total)
+            return Step("consent", total=self.study.sections_shown)
+        step = self._step_of(par)
+        step.participant_id = par.id
+        return step
+
+    def _step_of(self, par: Participant) -> Step:
         total = len(par.assignment_dict()["sections"])
         if par.status == "withdrawn":  # not "complete": no code, and no status change
             kept = par.demographics_at is not None or bool(self.db.answers(par.id))
@@ -279,7 +321,20 @@ class Survey:
             return Step("demographics", total=total)
         rows = {a.section: a for a in self.db.answers(par.id)}
         answered = {k for k, a in rows.items() if a.q2_choice is not None}
-        checked = {c.check_id for c in self.db.checks(par.id)}
+        checks = self.db.checks(par.id)
+        checked = {c.check_id for c in checks}
+        if par.status == "screened_out" or any(not c.passed for c in checks):
+            # a failed attention check ends the survey: the screen-out code (if the
+            # study has one), never the completion code
+            if par.status != "screened_out":
+                par = self.db.set_status(par.id, "screened_out")
+            return Step(
+                "screened_out",
+                total=total,
+                answered=len(answered),
+                code=self.study.screenout_code,
+                redirect=self.study.screenout_redirect,
+            )
         for kind, (pos, item) in self._plan(par):
             if kind == "section" and item["section"] not in answered:
                 return Step(

@@ -9,6 +9,9 @@ A study file looks like::
     explainers: [gradcam, shap, ltpa, bonettini]
     completion_code: XAI-DEMO-2026
     redirect_url: "https://app.prolific.com/submissions/complete?cc={code}"   # optional
+    screenout_code: XS-SCREENED-OUT   # shown (and put into redirect_url) after a failed check
+    quota: 200                  # participants at most (not counting withdrawn ones)
+    require_prolific_pid: true  # only links with a PROLIFIC_PID may take part
     retention: "until the end of the project, at most 2 years"
     contact: "study-team@example.org"
     attention_checks:
@@ -141,6 +144,14 @@ DEFAULT_TEXTS = {
     "complete_title": "Thank you! Your answers are saved.",
     "completion_code": "Your completion code is:",
     "return_link": "Return to the recruiting platform",
+    # screened out (a failed attention check)
+    "screenout_title": "Thank you for your time.",
+    "screenout_body": (
+        "The survey has ended for you: an attention check was not passed, so this "
+        "submission cannot be completed."
+    ),
+    "screenout_code": "Your code is:",
+    "screenout_return": "If you came from a recruiting platform, please return your submission.",
     # leaving
     "leave_title": "Leave the study",
     "leave_body": (
@@ -183,6 +194,13 @@ DEFAULT_TEXTS = {
     "error_check": "please choose one of the answers",
     "error_withdraw_request": "invalid withdrawal request",
     "error_no_section": "no such section",
+    "error_no_prolific_pid": (
+        "please open this study from its link on Prolific (the link you used has no PROLIFIC_PID)"
+    ),
+    "error_study_closed": (
+        "this study is closed: it has all the participants it needs. Thank you for your interest"
+    ),
+    "error_screened_out": "the survey has ended for you (an attention check was not passed)",
 }
 #: Placeholders (besides ``{n}``) that a text may use, filled in where it is shown.
 TEXT_PLACEHOLDERS = {
@@ -246,7 +264,14 @@ class StudySpec:
     q2_mode: str = "single"
     completion_code: str = ""
     redirect_url: str = ""
-    screenout_code: str = ""  # for a failed attention check ("" = none)
+    #: Shown instead of the completion code after a failed attention check (and put
+    #: into ``redirect_url``'s ``{code}``); empty: no code, the participant is asked to
+    #: return the submission.
+    screenout_code: str = ""
+    #: Participants at most (withdrawn ones do not count); None: no limit.
+    quota: int | None = None
+    #: Only links with a ``PROLIFIC_PID`` may start the survey.
+    require_prolific_pid: bool = False
     retention: str = "until the end of the research project, at most 2 years"
     contact: str = "the study team"
     attention_checks: list[CheckSpec] = field(default_factory=list)
@@ -303,9 +328,12 @@ class StudySpec:
 
     @property
     def screenout_redirect(self) -> str:
-        """Where a screened-out participant (failed attention check) is sent: the
-        ``redirect_url`` with the screen-out code; "" without a screen-out code."""
-        return self.redirect_for(self.screenout_code) if self.screenout_code else ""
+        """Where a screened-out participant (failed attention check) is sent:
+        ``redirect_url`` with the screen-out code, only when it has a ``{code}`` to carry
+        it (never the completion link); "" otherwise."""
+        if self.screenout_code and "{code}" in self.redirect_url:
+            return self.redirect_for(self.screenout_code)
+        return ""
 
 
 def find_study_file(root: Path) -> Path:
@@ -438,6 +466,12 @@ def load_study(path: str | Path) -> StudySpec:
     if redirect and not redirect.startswith(("https://", "http://")):
         raise StudyError(f"{study_file.name}: redirect_url must be an http(s) URL")
     texts = check_texts(data.get("texts"), study_file.name)
+    quota = data.get("quota")
+    if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 1):
+        raise StudyError(f"{study_file.name}: quota must be a positive integer (or left out)")
+    require_pid = data.get("require_prolific_pid", False)
+    if not isinstance(require_pid, bool):
+        raise StudyError(f"{study_file.name}: require_prolific_pid must be true or false")
     name = _ident(data.get("name", root.name), f"{study_file.name}: name")
     if not data.get("completion_code"):
         # no fallback: a code derived from the study would be guessable, and one made up
@@ -478,6 +512,8 @@ def load_study(path: str | Path) -> StudySpec:
         completion_code=code,
         redirect_url=redirect,
         screenout_code=screenout,
+        quota=quota,
+        require_prolific_pid=require_pid,
         retention=str(data.get("retention") or StudySpec.retention),
         contact=str(data.get("contact") or StudySpec.contact),
         attention_checks=checks,

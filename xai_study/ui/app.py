@@ -67,6 +67,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         survey_page.build(ctx, blocks, secret=state_secret(ctx))
     pages = []
     for name, path, module_name in PAGES:
+        if path == "demo" and not ctx.demo:
+            log.info("page /demo not served (--no-demo)")
+            continue
         module = _optional_page(module_name)
         if module is None or not hasattr(module, "render"):
             log.info("page /%s skipped: %s not available", path, module_name)
@@ -93,6 +96,18 @@ def launch_kwargs(ctx: AppContext, db_path: Path | None = None) -> dict[str, Any
     }
 
 
+def _warm_up() -> None:
+    """Import now what Gradio imports on the first event (every event switches
+    matplotlib's backend, which imports pyplot: seconds of CPU), so that the first
+    participant does not wait for it."""
+    try:
+        import matplotlib
+
+        matplotlib.get_backend()
+    except ImportError:
+        pass
+
+
 def launch_guarded(
     blocks: gr.Blocks,
     host: str,
@@ -104,6 +119,7 @@ def launch_guarded(
     demo_jobs_per_client: int = 1,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     uploads: Uploads | None = None,
+    media: dict[str, Path] | None = None,
     **launch: Any,
 ) -> str:
     """Queue and launch ``blocks`` (without blocking) with the server's guards; returns
@@ -114,7 +130,8 @@ def launch_guarded(
     Gradio has evicted no longer stops it; direct ``/gradio_api/run/`` calls, which would
     skip the queue, are refused; ``GET /healthz`` reports the queue (503 once it has
     stopped); request bodies other than uploads are limited to ``max_body_bytes``;
-    uploads must be videos and are limited and deleted as ``uploads`` says."""
+    uploads must be videos and are limited and deleted as ``uploads`` says; ``media``
+    (URL name -> file) are served as static files under ``/study-media/``."""
     from starlette.middleware import Middleware
 
     blocks.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
@@ -131,7 +148,8 @@ def launch_guarded(
             )
         },
     )
-    state = GuardState(max_body_bytes, uploads)
+    _warm_up()
+    state = GuardState(max_body_bytes, uploads, media)
     state.blocks = blocks
     _, url, _ = blocks.launch(
         server_name=host,
@@ -166,6 +184,7 @@ def serve(
         port,
         concurrency=concurrency,
         uploads=ctx.extra["uploads"],
+        media=survey_page.media_files(ctx.study),
         **guards,
         **launch_kwargs(ctx, db_path),
         **extra,

@@ -40,6 +40,8 @@ class AppContext:
     max_upload_mb: float = 50.0
     study_row_id: int = 0
     state_secret: str | None = None
+    #: serve the live demo page (``/demo``); ``serve --no-demo`` turns it off
+    demo: bool = True
     extra: dict = field(default_factory=dict)
 
     @property

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Largest request body accepted outside uploads (survey events are below 2 KiB).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 HEALTH_PATH = "/healthz"
+#: URL folder of the study's stimulus videos, served as plain static files (with range
+#: requests) instead of through Gradio's file outputs (see :class:`Guard`).
+MEDIA_ROUTE = "study-media"
 #: The concurrency group of the demo page's explanation jobs.
 DEMO_JOBS = "demo-explain"
 #: Events queued at most (Gradio keeps 2,000 sessions; stay well inside that).
@@ -284,15 +287,23 @@ class GuardState:
     the body limit and the uploads."""
 
     def __init__(
-        self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, uploads: Uploads | None = None
+        self,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        uploads: Uploads | None = None,
+        media: dict[str, Path] | None = None,
     ) -> None:
         self.blocks: Any = None
         self.max_body_bytes = int(max_body_bytes)
         self.uploads = uploads or Uploads()
+        #: URL name -> file of every stimulus the study shows (nothing else is served
+        #: under ``/study-media/``)
+        self.media = dict(media or {})
 
 
 class Guard:
-    """ASGI middleware: ``GET /healthz`` and the request-body limit."""
+    """ASGI middleware: ``GET /healthz``, the study's media files (``GET
+    /study-media/<name>``, only the files the study file names), the request-body limit
+    and the upload checks."""
 
     def __init__(self, app: Any, state: GuardState) -> None:
         self.app = app
@@ -307,6 +318,9 @@ class Guard:
         if path == HEALTH_PATH and scope.get("method") in ("GET", "HEAD"):
             ok, details = queue_health(self.state.blocks)
             await _respond(send, 200 if ok else 503, details)
+            return
+        if scope.get("method") in ("GET", "HEAD") and f"/{MEDIA_ROUTE}/" in path:
+            await self._media(path, scope, receive, send)
             return
         if scope.get("method") == "POST" and _is_upload(path):
             await self._upload(scope, receive, send)
@@ -351,6 +365,22 @@ class Guard:
             return await receive()  # later: disconnect notifications
 
         await self.app(scope, replay, send)
+
+    async def _media(self, path: str, scope: dict, receive: Any, send: Any) -> None:
+        """A stimulus video as a static file: no Gradio processing, range requests (for
+        Safari and seeking), cacheable by the browser; 404 for anything the study does
+        not name."""
+        from urllib.parse import unquote
+
+        from starlette.responses import FileResponse
+
+        name = unquote(path.split(f"/{MEDIA_ROUTE}/", 1)[1])
+        file = self.state.media.get(name)
+        if file is None:
+            await _respond(send, 404, {"detail": "Not Found"})
+            return
+        response = FileResponse(file, headers={"Cache-Control": "private, max-age=86400"})
+        await response(scope, receive, send)
 
     async def _upload(self, scope: dict, receive: Any, send: Any) -> None:
         """Let Gradio store the upload, then keep only video files and record them."""

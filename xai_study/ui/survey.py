@@ -19,7 +19,9 @@ in the database, so a restarted server still reads them.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -29,24 +31,90 @@ from xai_study.study.flow import (
     Q1_TEXT_KEYS,
     SCREEN_TEXT_KEYS,
     AlreadyStarted,
+    NotAdmitted,
     Step,
     Survey,
     new_consent_key,
 )
 from xai_study.ui.context import AppContext
+from xai_study.ui.guard import MEDIA_ROUTE
 
 CSS = """
 /* no navigation bar: Gradio draws one ("Home") as soon as an app has routes, and
    gr.Navbar(visible=False) did not remove it in Gradio 6.31; participants must not be
    pointed anywhere, admins open /results and /demo by URL */
 .nav-holder { display: none !important; }
-.xs-media video { max-height: 42vh; }
+.xs-grid { display: flex; flex-wrap: wrap; gap: 8px; }
+.xs-grid figure { flex: 1 1 240px; margin: 0; min-width: 0; }
+.xs-grid.xs-anims figure { flex-basis: 150px; }
+.xs-grid figcaption { font-weight: 600; margin-bottom: 2px; }
+.xs-grid video { width: 100%; max-height: 42vh; background: #000; }
 .xs-msg { color: #b91c1c; font-weight: 600; }
 @media (max-width: 640px) {
-  .xs-media video { max-height: 30vh; }
+  .xs-grid video { max-height: 30vh; }
   .gradio-container { padding: 4px !important; }
 }
 """
+
+#: The page's parts (``elem_id``s) and the steps that show them. Which part shows is
+#: set by a ``<style>`` in the page's header (:func:`_page_style`), not by Gradio
+#: visibility updates: an update of a layout block makes Gradio build a new component
+#: per event, which was most of an answer's time under load (issue #20, item 9).
+PARTS = {
+    "xs-consent": ("consent",),
+    "xs-demographics": ("demographics",),
+    "xs-section": ("section",),
+    "xs-check": ("check",),
+    "xs-done": ("complete", "withdrawn", "closed", "screened_out"),
+    "xs-withdraw": ("demographics", "section", "check", "complete", "screened_out"),
+}
+
+
+def _page_style(kind: str, phase: str = "", check_id: str = "", check_ids=()) -> str:
+    """The ``<style>`` that hides every part of the page that step ``kind`` does not
+    show (``phase`` q1/q2 of a section, ``check_id`` the attention check shown)."""
+    hidden = [f"#{part}" for part, kinds in PARTS.items() if kind not in kinds]
+    if kind == "section":
+        hidden.append("#xs-part2" if phase == "q1" else "#xs-part1")
+    hidden += [f"#xs-check-{cid}" for cid in check_ids if cid != check_id]
+    if not hidden:
+        return ""
+    return f"<style>{', '.join(hidden)} {{ display: none !important; }}</style>"
+
+
+def media_name(study, path) -> str:
+    """The URL name of a media file of ``study`` (its path under ``media/``)."""
+    return Path(path).resolve().relative_to(study.media_dir.resolve()).as_posix()
+
+
+def media_files(study) -> dict[str, Path]:
+    """URL name -> file of every video or animation the study shows (what the server
+    serves under ``/study-media/``; nothing else)."""
+    files: dict[str, Path] = {}
+    for sec in study.sections:
+        for path in (sec.real, sec.fake, *sec.animations.values()):
+            files[media_name(study, path)] = Path(path)
+    return files
+
+
+def _media_html(study, items, *, animations: bool) -> str:
+    """``<video>`` elements for (caption, file) pairs, served as static files (relative
+    URLs, so a reverse proxy's root path works). Animations play muted in a loop; the
+    two Q1 videos have controls. No download button."""
+    figures = []
+    for caption, path in items:
+        src = html.escape(f"{MEDIA_ROUTE}/{quote(media_name(study, path))}", quote=True)
+        if animations:
+            attrs = "autoplay loop muted playsinline"
+        else:
+            attrs = "controls playsinline preload='auto'"
+        figures.append(
+            f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+            f"<video src='{src}' {attrs} controlslist='nodownload' disablepictureinpicture"
+            " oncontextmenu='return false'></video></figure>"
+        )
+    kind = "xs-grid xs-anims" if animations else "xs-grid"
+    return f"<div class='{kind}'>{''.join(figures)}</div>"
 
 
 def _consent_text(ctx: AppContext) -> str:
@@ -63,24 +131,91 @@ def _consent_text(ctx: AppContext) -> str:
     return f"{html.escape(st.text('intro'))}\n\n{body}\n"
 
 
+def _header_html(title: str, participant_id: str, style: str, label: str = "participant id") -> str:
+    head = f"<h1>{html.escape(title)}</h1>"
+    if participant_id:
+        head += (
+            f"<p><small>{html.escape(label)}: <code>{html.escape(participant_id)}</code>"
+            "</small></p>"
+        )
+    return style + head
+
+
+def _bold_html(markdown: str) -> str:
+    """A one-line text with ``**bold**`` parts as HTML (everything else escaped)."""
+    parts = html.escape(markdown).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _done_text(st, step: Step) -> str:
+    """The completion page's Markdown for a final step ('' for the others)."""
+    if step.kind == "withdrawn":
+        text = f"## {html.escape(st.text('left_title'))}\n\n"
+        if step.deleted:
+            text += html.escape(st.text("left_deleted"))
+        else:
+            text += html.escape(st.text("left_kept", contact=st.contact))
+        return text + f"\n\n{html.escape(st.text('left_return'))}"
+    if step.kind == "screened_out":
+        text = (
+            f"## {html.escape(st.text('screenout_title'))}\n\n"
+            f"{html.escape(st.text('screenout_body'))}"
+        )
+        if step.code:
+            code = html.escape(step.code)
+            text += (
+                f"\n\n{html.escape(st.text('screenout_code'))} "
+                f"**<span id='xs-screenout-code'>{code}</span>**"
+            )
+        else:
+            text += f"\n\n{html.escape(st.text('screenout_return'))}"
+        if step.redirect:
+            url = html.escape(step.redirect, quote=True)
+            text += f"\n\n[{html.escape(st.text('return_link'))}]({url})"
+        return text
+    if step.kind == "complete":
+        code = html.escape(step.code)
+        text = (
+            f"## {html.escape(st.text('complete_title'))}\n\n"
+            f"{html.escape(st.text('completion_code'))} "
+            f"**<span id='xs-completion-code'>{code}</span>**"
+        )
+        if step.redirect:
+            url = html.escape(step.redirect, quote=True)
+            text += f"\n\n[{html.escape(st.text('return_link'))}]({url})"
+        return text
+    return ""
+
+
 def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict[str, Any]:
     """Lay out the survey in the current ``gr.Blocks`` and wire its events. ``secret``
     encrypts the browser storage (the same secret must be used after a restart for a
-    reload to resume; None: a random one per process)."""
+    reload to resume; None: a random one per process).
+
+    Every event answers with plain values (``postprocess=False``) for a few components:
+    which parts of the page show is a ``<style>`` in the header, and the videos are
+    ``<video>`` elements whose files the server serves as static files
+    (``/study-media/``), so no event sends a layout update or a Gradio file output."""
     survey: Survey = ctx.extra["survey"]
     st = ctx.study
     n_anim = len(st.explainers)
     labels = [chr(ord("A") + i) for i in range(n_anim)]
+    check_ids = [chk.id for chk in st.attention_checks]
 
     browser_token = gr.BrowserState(None, storage_key=f"xai-study-{st.name}", secret=secret)
     browser_key = gr.BrowserState(None, storage_key=f"xai-study-{st.name}-consent", secret=secret)
     token = gr.Textbox(visible="hidden", label="token", elem_id="xs-token")
     consent_key = gr.Textbox(visible="hidden", label="consent key", elem_id="xs-consent-key")
     item_id = gr.Textbox(visible="hidden", label="item", elem_id="xs-item")
-    header = gr.Markdown(f"# {html.escape(st.title)}", elem_id="xs-header")
+    # the page's header: the title, the participant id and the <style> of the step
+    # (before the first event: every part hidden, the page is loading)
+    header = gr.HTML(
+        _header_html(st.title, "", _page_style("loading", check_ids=check_ids)),
+        elem_id="xs-header",
+    )
     message = gr.Markdown("", elem_classes=["xs-msg"], elem_id="xs-message")
 
-    with gr.Column(visible=True, elem_id="xs-consent") as consent_col:
+    with gr.Column(elem_id="xs-consent"):
         gr.Markdown(_consent_text(ctx))
         agree = gr.Checkbox(
             label=st.text("consent_agree"),
@@ -88,7 +223,7 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         )
         consent_btn = gr.Button(st.text("start_button"), variant="primary", elem_id="xs-start")
 
-    with gr.Column(visible=False, elem_id="xs-demographics") as demo_col:
+    with gr.Column(elem_id="xs-demographics"):
         gr.Markdown(f"### {html.escape(st.text('about_you'))}")
         screen = gr.Radio(
             [(st.text(t), k) for k, t in SCREEN_TEXT_KEYS.items()],
@@ -102,50 +237,18 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         )
         demo_btn = gr.Button(st.text("continue_button"), variant="primary", elem_id="xs-demo-next")
 
-    with gr.Column(visible=False, elem_id="xs-section") as section_col:
-        progress = gr.Markdown("", elem_id="xs-progress")
-        with gr.Column(elem_id="xs-part1") as part1:
-            q1_head = html.escape(f"{st.text('question', question=1)} {st.text('q1')}")
-            gr.Markdown(f"### {q1_head}")
-            with gr.Row():
-                video1 = gr.Video(
-                    label=st.text("video", k=1),
-                    interactive=False,
-                    buttons=[],
-                    elem_classes=["xs-media"],
-                    min_width=240,
-                )
-                video2 = gr.Video(
-                    label=st.text("video", k=2),
-                    interactive=False,
-                    buttons=[],
-                    elem_classes=["xs-media"],
-                    min_width=240,
-                )
+    with gr.Column(elem_id="xs-section"):
+        # progress line, the question and its videos (Q1: the two videos; Q2: the
+        # animations, never sent before Q1 is stored: they show the fake face)
+        section_html = gr.HTML("", elem_id="xs-stimuli")
+        with gr.Column(elem_id="xs-part1"):
             q1 = gr.Radio(
                 [(st.text(t), k) for k, t in Q1_TEXT_KEYS.items()],
                 label=st.text("q1"),
                 elem_id="xs-q1",
             )
             q1_btn = gr.Button(st.text("next_button"), variant="primary", elem_id="xs-q1-next")
-        with gr.Column(visible=False, elem_id="xs-part2") as part2:
-            q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
-            q2_head = html.escape(f"{st.text('question', question=2)} {st.text(q2_key)}")
-            gr.Markdown(f"### {q2_head}")
-            anims = []
-            with gr.Row():
-                for lab in labels:
-                    anims.append(
-                        gr.Video(
-                            label=st.text("animation", label=lab),
-                            interactive=False,
-                            buttons=[],
-                            autoplay=True,
-                            loop=True,
-                            elem_classes=["xs-media"],
-                            min_width=150,
-                        )
-                    )
+        with gr.Column(elem_id="xs-part2"):
             choices = [(st.text("animation", label=lab), lab) for lab in labels]
             if st.q2_mode == "multiple":
                 q2 = gr.CheckboxGroup(choices, label=st.text("q2_label_multiple"), elem_id="xs-q2")
@@ -153,15 +256,12 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 q2 = gr.Radio(choices, label=st.text("q2_label"), elem_id="xs-q2")
             answer_btn = gr.Button(st.text("save_button"), variant="primary", elem_id="xs-answer")
 
-    with gr.Column(visible=False, elem_id="xs-check") as check_col:
+    with gr.Column(elem_id="xs-check"):
         check_md = gr.Markdown("")
         # one radio per check, with fixed choices (validated by gradio without session)
         check_radios = {
             chk.id: gr.Radio(
-                list(chk.choices),
-                label=st.text("check_label"),
-                visible=False,
-                elem_id=f"xs-check-{chk.id}",
+                list(chk.choices), label=st.text("check_label"), elem_id=f"xs-check-{chk.id}"
             )
             for chk in st.attention_checks
         }
@@ -169,11 +269,11 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
             st.text("continue_button"), variant="primary", elem_id="xs-check-next"
         )
 
-    with gr.Column(visible=False, elem_id="xs-done") as done_col:
+    with gr.Column(elem_id="xs-done"):
         done_md = gr.Markdown("", elem_id="xs-code")
 
     with (
-        gr.Column(visible=False, elem_id="xs-withdraw") as withdraw_col,
+        gr.Column(elem_id="xs-withdraw"),
         gr.Accordion(st.text("leave_title"), open=False, elem_id="xs-withdraw-open"),
     ):
         gr.Markdown(html.escape(st.text("leave_body")))
@@ -182,24 +282,15 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
             st.text("leave_button"), variant="stop", size="sm", elem_id="xs-withdraw-btn"
         )
 
+    # the API's output order (scripts read token [1], item [2], message [4], consent
+    # key [-2] and the completion page [-1])
     outputs = [
         browser_token,
         token,
         item_id,
         header,
         message,
-        consent_col,
-        demo_col,
-        section_col,
-        check_col,
-        done_col,
-        withdraw_col,
-        part1,
-        part2,
-        progress,
-        video1,
-        video2,
-        *anims,
+        section_html,
         q1,
         q2,
         check_md,
@@ -209,37 +300,22 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         done_md,
     ]
     skip = gr.skip
+    q2_empty: Any = [] if st.q2_mode == "multiple" else None
 
     def view(step: Step, tok: str | None, msg: str = "", key: str | None = None) -> list[Any]:
-        """Component updates for a step."""
-        vis = {k: step.kind == k for k in ("consent", "demographics", "section", "check")}
-        vis["complete"] = step.kind in ("complete", "withdrawn")
-        par_id = ""
-        if tok:
+        """The components' new values for a step (plain values, nothing skipped)."""
+        par_id = step.participant_id
+        if tok and not par_id:
             par = survey.participant(tok)
             par_id = par.id if par else ""
-        head = f"# {html.escape(st.title)}"
-        if par_id:
-            head += f"\n<small>{html.escape(st.text('participant_id'))}: `{par_id}`</small>"
-        sec_updates: list[Any] = [skip()] * (2 + 2 + n_anim + 2)
         item = ""
-        prog = skip()
-        check_upd = [skip()] * (1 + len(check_radios))
-        done = skip()
+        stimuli = ""
+        check_text = ""
+        done = ""
         if step.kind == "section":
             sv = step.section
             item = sv["section"]
             first = step.phase == "q1"
-            # the animations show the fake face: never send them before Q1 is stored
-            sec_updates = [
-                gr.update(visible=first),
-                gr.update(visible=not first),
-                gr.update(value=str(sv["videos"][0]) if first else None),
-                gr.update(value=str(sv["videos"][1]) if first else None),
-                *[gr.update(value=None if first else str(path)) for _, path in sv["animations"]],
-                gr.update(value=None),
-                gr.update(value=[] if st.q2_mode == "multiple" else None),
-            ]
             prog = st.text(
                 "progress",
                 position=step.position,
@@ -247,47 +323,44 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 question=1 if first else 2,
                 answered=step.answered,
             )
+            progress = f"<p id='xs-progress'>{_bold_html(prog)}</p>"
+            if first:
+                question = html.escape(st.text("q1"))
+                media = _media_html(
+                    st,
+                    [(st.text("video", k=i), path) for i, path in enumerate(sv["videos"], 1)],
+                    animations=False,
+                )
+            else:
+                q2_key = "q2_multiple" if st.q2_mode == "multiple" else "q2"
+                question = html.escape(st.text(q2_key))
+                media = _media_html(
+                    st,
+                    [(st.text("animation", label=lab), path) for lab, path in sv["animations"]],
+                    animations=True,
+                )
+            number = 1 if first else 2
+            head = html.escape(st.text("question", question=number))
+            stimuli = f"{progress}<h3>{head} {question}</h3>{media}"
         elif step.kind == "check":
             item = step.check.id
-            check_upd = [
-                gr.update(value=f"### {html.escape(step.check.question)}"),
-                *[gr.update(visible=cid == step.check.id, value=None) for cid in check_radios],
-            ]
-        elif step.kind == "withdrawn":
-            text = f"## {html.escape(st.text('left_title'))}\n\n"
-            if step.deleted:
-                text += html.escape(st.text("left_deleted"))
-            else:
-                text += html.escape(st.text("left_kept", contact=st.contact))
-            text += f"\n\n{html.escape(st.text('left_return'))}"
-            done = gr.update(value=text)
-        elif step.kind == "complete":
-            code = html.escape(step.code)
-            text = (
-                f"## {html.escape(st.text('complete_title'))}\n\n"
-                f"{html.escape(st.text('completion_code'))} "
-                f"**<span id='xs-completion-code'>{code}</span>**"
-            )
-            if step.redirect:
-                url = html.escape(step.redirect, quote=True)
-                text += f"\n\n[{html.escape(st.text('return_link'))}]({url})"
-            done = gr.update(value=text)
+            check_text = f"### {html.escape(step.check.question)}"
+        else:
+            done = _done_text(st, step)
+        style = _page_style(
+            step.kind, step.phase, step.check.id if step.kind == "check" else "", check_ids
+        )
         return [
             tok or None,
             tok or "",
             item,
-            head,
+            _header_html(st.title, par_id, style, st.text("participant_id")),
             html.escape(msg),
-            gr.update(visible=vis["consent"]),
-            gr.update(visible=vis["demographics"]),
-            gr.update(visible=vis["section"]),
-            gr.update(visible=vis["check"]),
-            gr.update(visible=vis["complete"]),
-            gr.update(visible=step.kind in ("demographics", "section", "check", "complete")),
-            *sec_updates[:2],
-            prog,
-            *sec_updates[2:],
-            *check_upd,
+            stimuli,
+            None,
+            q2_empty,
+            check_text,
+            *[None] * len(check_radios),
             *([key, key] if key else [skip(), skip()]),
             done,
         ]
@@ -300,7 +373,18 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
     def blocked_view(msg: str) -> list[Any]:
         """A known PROLIFIC_PID without its token: the message only, no consent form."""
         upd = error_view(msg)
-        upd[outputs.index(consent_col)] = gr.update(visible=False)
+        upd[outputs.index(header)] = _header_html(
+            st.title, "", _page_style("blocked", check_ids=check_ids)
+        )
+        return upd
+
+    def closed_view(refused: NotAdmitted) -> list[Any]:
+        """Someone new whom the study does not admit (full, or no PROLIFIC_PID): that
+        page only, no consent form."""
+        upd = view(Step("closed"), None)
+        upd[outputs.index(done_md)] = (
+            f"## {html.escape(str(refused)[:1].upper() + str(refused)[1:])}."
+        )
         return upd
 
     def fresh_key(saved: Any) -> str:
@@ -329,6 +413,10 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
             except AlreadyStarted as exc:
                 return blocked_view(str(exc))
             tok = par.token if par is not None else None
+            if par is None:
+                refused = survey.admission(params_of(request))
+                if refused is not None:
+                    return closed_view(refused)
             return view(survey.step(tok), tok, key=fresh_key(saved_key))
         except XaiStudyError as exc:
             return error_view(str(exc))
@@ -340,6 +428,8 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
                 par = survey.find(tok, params, key) or survey.consent(agreed, params, key)
             except AlreadyStarted as exc:
                 return blocked_view(str(exc))
+            except NotAdmitted as exc:
+                return closed_view(exc)
             # the key is used now: the page gets a fresh one (for a consent after leaving)
             return view(survey.step(par.token), par.token, key=new_consent_key())
         except XaiStudyError as exc:
@@ -377,7 +467,12 @@ def build(ctx: AppContext, blocks: gr.Blocks, secret: str | None = None) -> dict
         except XaiStudyError as exc:
             return error_view(str(exc))
 
-    common = {"outputs": outputs, "trigger_mode": "once", "show_progress": "minimal"}
+    common = {
+        "outputs": outputs,
+        "trigger_mode": "once",
+        "show_progress": "minimal",
+        "postprocess": False,  # plain values: no per-component processing per event
+    }
     blocks.load(on_resume, inputs=[browser_token, browser_key], api_name="resume", **common)
     consent_btn.click(on_consent, inputs=[token, agree, consent_key], api_name="consent", **common)
     demo_btn.click(

@@ -170,6 +170,7 @@ def _inferred_participants(responses: pd.DataFrame) -> pd.DataFrame:
     out["familiarity"] = first["familiarity"].reindex(out["participant_id"]).to_numpy()
     out["checks_passed"] = np.nan
     out["checks_total"] = np.nan
+    out["speeder"] = _speeder_column(pd.DataFrame(), responses, out)
     return out
 
 
@@ -224,12 +225,50 @@ def prepare_participants(
     else:
         most = int(out["answered"].max()) if len(out) else 0
         out["status"] = np.where((out["answered"] >= most) & (most > 0), "completed", "incomplete")
+    out["speeder"] = _speeder_column(index, responses, out)
     stray = sorted(set(responses["participant_id"]) - set(ids))
     if stray:
         raise StudyError(
             f"responses name participant {stray[0]} who is not in the participants table"
         )
     return out, known
+
+
+def _speeder_column(index: pd.DataFrame, responses: pd.DataFrame, out: pd.DataFrame) -> np.ndarray:
+    """The participants table's ``speeder`` flags; for a table without them (an
+    import), the same rule from the responses' answer times (:func:`speeder_flags`)."""
+    ids = out["participant_id"]
+    if "speeder" in index.columns:
+        flags = clean_text(index["speeder"]).reindex(ids)
+        return flags.map(lambda v: str(v).strip().lower() in ("true", "1", "yes")).to_numpy()
+    return speeder_flags(responses, out)
+
+
+def speeder_flags(responses: pd.DataFrame, people: pd.DataFrame) -> np.ndarray:
+    """The rule of :mod:`xai_study.study.speeders` applied to the answer times
+    (``q1_time_spent_s``, ``time_spent_s`` of finished sections) of ``responses``, for
+    the participants of ``people`` (``participant_id``, ``status``); nobody is a
+    speeder when the responses have no times."""
+    from xai_study.study.speeders import median_section_time, speeders
+
+    ids = list(people["participant_id"])
+    if not {"q1_time_spent_s", "time_spent_s", "q2_choice"} <= set(responses.columns):
+        return np.zeros(len(ids), dtype=bool)
+    done = responses[clean_text(responses["q2_choice"]).notna()]
+    times: dict[str, list] = {pid: [] for pid in ids}
+    for pid, q1, q2 in zip(
+        clean_text(done["participant_id"]),
+        pd.to_numeric(done["q1_time_spent_s"], errors="coerce"),
+        pd.to_numeric(done["time_spent_s"], errors="coerce"),
+        strict=True,
+    ):
+        times.setdefault(pid, []).append((None if pd.isna(q1) else q1, None if pd.isna(q2) else q2))
+    medians = {pid: median_section_time(times[pid]) for pid in ids}
+    status = list(people["status"]) if "status" in people.columns else [""] * len(ids)
+    flags = speeders(
+        medians, [pid for pid, st in zip(ids, status, strict=True) if st == "withdrawn"]
+    )
+    return np.array([flags[pid] for pid in ids], dtype=bool)
 
 
 def canonical_order(df: pd.DataFrame) -> pd.DataFrame:

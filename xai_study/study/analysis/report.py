@@ -79,6 +79,7 @@ def _participants(result: Analysis) -> list[Line]:
             if o["failed_attention_check"]
             else ""
         )
+        + (f"; {int(o['speeders'])} speeders" if o.get("speeders") else "")
         + f". Answers: {int(o['answers'])}."
     )
     lines = [Line(text, markdown)]

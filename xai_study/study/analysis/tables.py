@@ -22,6 +22,7 @@ from xai_study.study.analysis.cleaning import (
     order_levels,
     prepare_participants,
     prepare_responses,
+    speeder_flags,
     split_choices,
 )
 from xai_study.study.analysis.metrics import METRIC_NAMES, PAPER_METRICS
@@ -117,16 +118,23 @@ def _overview(
 ) -> dict[str, float]:
     n_people = len(people)
     completed = int((people["status"] == "completed").sum()) if n_people else 0
+    # screened out (a failed attention check ended their survey): not a drop-out
+    screened = int((people["status"] == "screened_out").sum()) if n_people else 0
+    n_people_eligible = n_people - screened
     return {
         "participants_total": float(len(everyone)),
         "withdrawn": float(int(masks["withdrawn"].sum())),
         "failed_attention_check": float(int(masks["failed"].sum())),
+        "speeders": float(int((masks["speeders"] & ~masks["withdrawn"]).sum())),
         "excluded": float(int(masks["dropped"].sum())),
         "participants": float(n_people),
         "completed": float(completed),
-        "dropped_out": float(n_people - completed),
-        "completion_rate": completed / n_people if n_people else math.nan,
-        "dropout_rate": (n_people - completed) / n_people if n_people else math.nan,
+        "screened_out": float(screened),
+        "dropped_out": float(n_people_eligible - completed),
+        "completion_rate": completed / n_people_eligible if n_people_eligible else math.nan,
+        "dropout_rate": (n_people_eligible - completed) / n_people_eligible
+        if n_people_eligible
+        else math.nan,
         "answers": float(len(df)),
         "answers_q2": float(int(df["q2_choice"].notna().sum())),
         "sections_per_participant": float(people["answered"].mean()) if n_people else math.nan,
@@ -298,6 +306,7 @@ def analyze(
     explainers: Sequence[str] | None = None,
     metrics: pd.DataFrame | None = None,
     exclude_failed_checks: bool = False,
+    exclude_speeders: bool = False,
     animation_metrics: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     resamples: int = 1000,
     permutations: int = 999,
@@ -314,7 +323,10 @@ def analyze(
 
     Participants whose status is ``withdrawn`` are left out of every statistic (their
     number is reported); with ``exclude_failed_checks`` so are those who failed an
-    attention check (needs ``checks_passed`` / ``checks_total`` in ``participants``).
+    attention check (needs ``checks_passed`` / ``checks_total`` in ``participants``);
+    with ``exclude_speeders`` so are the speeders (the ``speeder`` column of
+    ``participants``, else the rule of :mod:`xai_study.study.speeders` on the answer
+    times).
 
     ``animation_metrics`` (``{section: {explainer: {metric: value}}}``, from
     :func:`~xai_study.study.analysis.model.animation_metrics` of the study) adds the
@@ -332,10 +344,18 @@ def analyze(
             shown.extend(split_choices(value))
     df = prepare_responses(responses)
     everyone, known = prepare_participants(participants, df)
+    if participants is None or "speeder" not in participants.columns:
+        # an imported table without the flag: the rule on the raw answer times
+        everyone["speeder"] = speeder_flags(responses, everyone)
     metrics = PAPER_METRICS if metrics is None else metrics
     withdrawn = everyone["status"] == "withdrawn"
     failed = everyone["checks_total"].fillna(0) > everyone["checks_passed"].fillna(0)
-    dropped = withdrawn | (failed if exclude_failed_checks else False)
+    speeder = everyone["speeder"].astype(bool)
+    dropped = (
+        withdrawn
+        | (failed if exclude_failed_checks else False)
+        | (speeder if exclude_speeders else False)
+    )
     people = everyone[~dropped].reset_index(drop=True)
     df = df[df["participant_id"].isin(set(people["participant_id"]))].reset_index(drop=True)
     df = canonical_order(df)  # participants by their answers, not their random ids
@@ -369,7 +389,7 @@ def analyze(
     video_table = video_table.reindex(sorted(video_table.index, key=str))
     video_table.index.name = "video_id"
     video_table.columns.name = "explainer"
-    masks = {"withdrawn": withdrawn, "failed": failed, "dropped": dropped}
+    masks = {"withdrawn": withdrawn, "failed": failed, "speeders": speeder, "dropped": dropped}
     result = Analysis(
         explainers=names,
         participants=people,
