@@ -179,7 +179,7 @@ def scored_split(tmp_path, monkeypatch):
         w.writerows(rows)
     order: list[str] = []
 
-    def fake_faces(path, num_frames, size, margin, cache_dir):
+    def fake_faces(path, num_frames, size, margin, cache_dir, device=None):
         order.append(path.stem)
         return np.zeros((4, size, size, 3), np.uint8)
 

@@ -46,7 +46,7 @@ def _to_check(survey: Survey, tok: str):
         ({"quota": 0}, "quota must be a positive integer"),
         ({"quota": "ten"}, "quota must be a positive integer"),
         ({"require_prolific_pid": "yes"}, "require_prolific_pid must be true or false"),
-        ({"screenout_code": "x" * 101}, "screenout_code must be up to 100"),
+        ({"screenout_code": "x" * 101}, "screenout_code: .* is not a valid code"),
     ],
 )
 def test_study_file_checks_the_new_fields(tmp_path, fields, message):
