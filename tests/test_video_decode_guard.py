@@ -65,3 +65,26 @@ def test_huge_still_images_are_refused(tmp_path):
     Image.new("RGB", (5000, 4000)).save(path)
     with pytest.raises(VideoError, match="5000x4000 pixels, over the limit"):
         read_video(path)
+
+
+def test_the_demo_pre_check_refuses_huge_frames_before_decoding(tmp_path, monkeypatch):
+    """demo.jobs.check_input reads the stream header only: no frame of a decode bomb is
+    decoded, and the message names the file, not the server's folder."""
+    import av
+
+    from xai_study.demo.jobs import check_input
+
+    path = _encode(tmp_path / "bomb.mp4", 4352, 4352, 2)
+    decoded = []
+    real_decode = av.container.InputContainer.decode
+
+    def counting_decode(self, *args, **kwargs):
+        for frame in real_decode(self, *args, **kwargs):
+            decoded.append(frame)
+            yield frame
+
+    monkeypatch.setattr(av.container.InputContainer, "decode", counting_decode)
+    with pytest.raises(VideoError, match=r"^bomb\.mp4: the frames are 4352x4352 pixels") as err:
+        check_input(path)
+    assert not decoded
+    assert str(tmp_path) not in str(err.value)

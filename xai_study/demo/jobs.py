@@ -71,6 +71,7 @@ def check_input(
     import av
 
     from xai_study.video import check_file
+    from xai_study.video.io import check_pixels
 
     if path is None or str(path) == "":
         raise VideoError("no video given: upload a video or pick a demo video")
@@ -86,6 +87,10 @@ def check_input(
                 seconds = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 seconds = container.duration / 1_000_000
+            # the pixel budget before decoding anything: a tiny file can declare frames
+            # of hundreds of megapixels, and the first frame alone would cost that much
+            ctx = stream.codec_context
+            check_pixels(Path(name), ctx.width or 0, ctx.height or 0, 1)
             frame = next(container.decode(stream), None)
             if frame is None:
                 raise VideoError(f"{name}: the video has no decodable frames")
