@@ -68,8 +68,31 @@ def ray_cluster():
 
 KW = dict(steps=2, n_boot=50, progress=False)
 
+# The Ray end-to-end tests run in an interpreter of their own. Run inside the whole
+# suite's process (after some hundred other tests), the local Ray cluster started there
+# could not start new worker processes ("have not registered within the timeout"), while
+# the same tests pass in a fresh process; the cause is not found yet. The driver test
+# below runs them in a fresh interpreter and fails when any of them fails.
+RAY_CHILD = os.environ.get("XAI_STUDY_RAY_CHILD") == "1"
+in_fresh_process = pytest.mark.skipif(
+    not RAY_CHILD, reason="run in a fresh interpreter by test_ray_end_to_end_tests"
+)
+
 
 @pytest.mark.slow
+@pytest.mark.skipif(RAY_CHILD, reason="this is the driver of the Ray end-to-end tests")
+def test_ray_end_to_end_tests():
+    pytest.importorskip("ray")
+    env = {**os.environ, "XAI_STUDY_RAY_CHILD": "1"}
+    cmd = [sys.executable, "-m", "pytest", __file__, "-m", "slow", "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=850)
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, tail
+    assert "3 passed" in proc.stdout, tail
+
+
+@pytest.mark.slow
+@in_fresh_process
 def test_two_workers_give_the_sequential_table(tmp_path, tiny, ray_cluster, capfd):
     csv, detectors = tiny
     seq = ev.evaluate(csv, EXPLAINERS, tmp_path / "seq", detectors=detectors, **KW)
@@ -97,6 +120,7 @@ def test_two_workers_give_the_sequential_table(tmp_path, tiny, ray_cluster, capf
 
 
 @pytest.mark.slow
+@in_fresh_process
 def test_a_killed_worker_has_its_video_retried_and_a_rerun_recomputes_nothing(
     tmp_path, tiny, ray_cluster
 ):
@@ -181,6 +205,7 @@ def test_without_the_options_ray_is_not_imported(tmp_path, short_face_video):
 
 
 @pytest.mark.slow
+@in_fresh_process
 def test_batch_detect_on_two_workers_gives_the_sequential_table(tmp_path, tiny, ray_cluster):
     from xai_study.runs.detect import DETECT_COLUMNS, detect_labels
 
