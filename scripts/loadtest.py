@@ -111,6 +111,11 @@ def call(
                         kind = raw.split(":", 1)[1].strip()
                     elif raw.startswith("data:") and kind in ("complete", "error"):
                         payload = raw.split(":", 1)[1].strip()
+                        if kind == "error" and "404" in payload:
+                            # the server restarted between the POST and this stream: the
+                            # new process does not know the event; send it again (every
+                            # endpoint is idempotent), as a reconnecting page would
+                            raise requests.ConnectionError(f"event lost: {payload}")
                         if kind == "error":
                             raise CallFailed(f"{api}: server error {payload}")
                         return json.loads(payload)
