@@ -93,18 +93,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def api_call(url: str, api: str, data: list, query: str = "") -> list:
+def api_call(url: str, api: str, data: list, query: str = "", timeout: float = 60) -> list:
     """One raw HTTP call of a survey endpoint (``/gradio_api/call/<api>``), as a script
-    or a participant's browser makes it; ``query`` is the link's ``?PROLIFIC_PID=...``."""
+    or a participant's browser makes it; ``query`` is the link's ``?PROLIFIC_PID=...``;
+    ``timeout`` for the call (twice that for reading its result stream)."""
     import json
 
     import requests
 
     base = url.rstrip("/")
-    r = requests.post(f"{base}/gradio_api/call/{api}{query}", json={"data": data}, timeout=60)
+    r = requests.post(f"{base}/gradio_api/call/{api}{query}", json={"data": data}, timeout=timeout)
     r.raise_for_status()
     event = r.json()["event_id"]
-    with requests.get(f"{base}/gradio_api/call/{api}/{event}", stream=True, timeout=120) as s:
+    with requests.get(
+        f"{base}/gradio_api/call/{api}/{event}", stream=True, timeout=2 * timeout
+    ) as s:
         kind = None
         for line in s.iter_lines(decode_unicode=True):
             if line.startswith("event:"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import requests
-from study_util import free_port, make_study
+from study_util import api_call, free_port, make_study
 
 from xai_study.study.db import Database
 from xai_study.study.spec import load_study
@@ -53,19 +52,7 @@ def fetched_size(url: str, src: str) -> int:
 
 def call(url: str, api: str, data: list, query: str = "") -> list:
     """One raw HTTP call of an endpoint, as any script (or attacker) can make it."""
-    base = url.rstrip("/")
-    r = requests.post(f"{base}/gradio_api/call/{api}{query}", json={"data": data}, timeout=30)
-    r.raise_for_status()
-    event = r.json()["event_id"]
-    with requests.get(f"{base}/gradio_api/call/{api}/{event}", stream=True, timeout=60) as s:
-        kind = None
-        for line in s.iter_lines(decode_unicode=True):
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and kind in ("complete", "error"):
-                assert kind == "complete", line
-                return json.loads(line.split(":", 1)[1])
-    raise AssertionError(f"{api}: no result")
+    return api_call(url, api, data, query, timeout=30)
 
 
 def _strings(value) -> list[str]:
