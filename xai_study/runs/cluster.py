@@ -52,6 +52,11 @@ class ClusterOptions:
     threads: int | None = None  # torch threads per worker (default: cores / workers)
     gpus: float | None = None  # GPUs per worker (default: the cluster's GPUs / workers)
     max_attempts: int = 3  # a video whose worker dies this many times is a failure
+    # seconds to wait for the first worker to be up (its detectors loaded) before the
+    # run stops with an error instead of waiting for ever; env XAI_STUDY_RAY_START_TIMEOUT
+    start_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("XAI_STUDY_RAY_START_TIMEOUT", "600"))
+    )
 
     @property
     def enabled(self) -> bool:
@@ -167,6 +172,10 @@ class Worker:
         self.job = job
         job.setup(device)
 
+    def ping(self) -> int:
+        """Answers once the worker is up (its job set up): the driver's start check."""
+        return os.getpid()
+
     def run(self, item: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
         try:
@@ -207,6 +216,12 @@ class RunReport:
 
 
 def _import_ray():
+    # Ray >= 2.43 starts the workers of a driver run under `uv run` with `uv run` in a
+    # copy of the current folder, where the project's .venv is missing: every worker
+    # then dies at start ("No module named 'ray'") and the run waits for ever. Our
+    # workers run in this interpreter's environment (a cluster's nodes have xai-study
+    # installed, docs/scale.md). Read once, when ray is imported; set it to 1 to opt in.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     try:
         import ray
     except ImportError:
@@ -266,6 +281,39 @@ def _plan(ray, options: ClusterOptions) -> tuple[int, int, float]:
     return workers, threads, per_gpu
 
 
+def _wait_for_a_worker(ray, actors: list, timeout: float) -> None:
+    """Return once one of ``actors`` is up; a clear error (not a run that waits for
+    ever) when none is after ``timeout`` seconds, e.g. a cluster without the CPUs or
+    GPUs asked for, or a machine where Ray cannot start worker processes."""
+    pings = [a.ping.remote() for a in actors]
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            done, _ = ray.wait(pings, num_returns=1, timeout=max(0.0, min(1.0, left)))
+        except ray.exceptions.RayError as exc:
+            raise XaiStudyError(f"Ray workers could not start ({one_line(exc)})") from None
+        if done:
+            try:
+                ray.get(done[0])
+                return
+            except ray.exceptions.RayError as exc:
+                pings.remove(done[0])  # the run replaces a dead worker when it uses it
+                if not pings:
+                    raise XaiStudyError(f"no Ray worker could start ({one_line(exc)})") from None
+            continue
+        if left <= 0:
+            for a in actors:
+                ray.kill(a)
+            res = ray.available_resources()
+            free = ", ".join(f"{k} {v:g}" for k, v in sorted(res.items()) if k in ("CPU", "GPU"))
+            raise XaiStudyError(
+                f"no Ray worker was up after {timeout:.0f} s (free on the cluster: "
+                f"{free or 'nothing'}); see 'ray status', or set "
+                "XAI_STUDY_RAY_START_TIMEOUT to wait longer"
+            )
+
+
 def run_videos(
     job: Job,
     items: Sequence[tuple[str, Any]],
@@ -298,6 +346,7 @@ def run_videos(
             return actor_class.remote(job_ref, threads, device)
 
         actors = [new_actor() for _ in range(min(workers, len(items)))]
+        _wait_for_a_worker(ray, actors, options.start_timeout)
         queue = deque(items)
         running: dict[Any, tuple[int, str, Any, float]] = {}  # ref -> actor, id, item, t
         idle = list(range(len(actors)))
