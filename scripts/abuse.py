@@ -337,13 +337,16 @@ def case_kill9(c: Ctx) -> tuple[bool, str]:
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
         rc = loadtest.main(
             ["--study", c.study, "-n", "10", "--kill-restart", "--double-submit", "0.3"]
-            + ["--db", db_url, "--seed", "7"]
+            + ["--db", db_url, "--seed", "7", "--workdir", str(c.tmp / "kill9")]
         )
     out = buf.getvalue()
     people = len(Database(db_url).participants_frame())
     line = next((x for x in out.splitlines() if x.startswith("lost:")), "no result")
     ok = rc == 0 and "lost: 0 duplicated: 0 crossed: 0" in out and people == 10
-    return ok, f"10 participants, kill -9 half way: {line}, orphans: {people - 10}"
+    figure = f"10 participants, kill -9 half way: {line}, orphans: {people - 10}"
+    if not ok:
+        figure += " | " + " / ".join(out.strip().splitlines()[-4:])
+    return ok, figure
 
 
 CASES: dict[str, Callable[[Ctx], tuple[bool, str]]] = {
@@ -397,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: study folder not found: {args.study}")
 
     tmp = Path(tempfile.mkdtemp(prefix="xs-abuse-"))
+    print(f"work folder: {tmp}", flush=True)  # the server logs, the databases
     db_url = f"sqlite:///{tmp / 'abuse.sqlite3'}"
     server = Server(str(Path(args.study).resolve()), db_url, free_port(), tmp / "server.log")
     server.start()  # 127.0.0.1 only (Server never binds anything else)

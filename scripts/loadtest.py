@@ -90,12 +90,15 @@ def call(
     retry_s: float = 90,
     query: str = "",
     session_hash: str | None = None,
+    wait_s: float = 300,
 ):
     """POST /gradio_api/call/<api>, read the result stream; retry while the server is
     down (a kill/restart), since every endpoint is idempotent. ``session_hash``: the
     Gradio session the call belongs to, as a browser page sends it (one per page load;
-    None: a new session per call)."""
+    None: a new session per call). A call with no result after ``wait_s`` seconds in
+    all fails (the stream's heartbeats would otherwise keep it waiting for ever)."""
     deadline = time.time() + retry_s
+    give_up = time.time() + wait_s
     body: dict = {"data": data}
     if session_hash:
         body["session_hash"] = session_hash
@@ -107,6 +110,8 @@ def call(
             with session.get(f"{url}gradio_api/call/{api}/{event}", stream=True, timeout=120) as s:
                 kind = None
                 for raw in s.iter_lines(decode_unicode=True):
+                    if time.time() > give_up:
+                        raise CallFailed(f"{api}: no result in {wait_s:.0f} s")
                     if raw.startswith("event:"):
                         kind = raw.split(":", 1)[1].strip()
                     elif raw.startswith("data:") and kind in ("complete", "error"):
@@ -121,7 +126,7 @@ def call(
                         return json.loads(payload)
             raise requests.ConnectionError("stream ended without a result")
         except requests.RequestException as exc:  # server down or restarting: retry
-            if time.time() > deadline:
+            if time.time() > min(deadline, give_up):
                 raise CallFailed(f"{api}: {exc}") from exc
             time.sleep(0.5)
 
@@ -326,13 +331,20 @@ def main(argv: list[str] | None = None) -> int:
         "worst case, all answers at once)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--workdir", default=None, help="folder for the server logs (default: a new temp folder)"
+    )
     args = ap.parse_args(argv)
 
     from xai_study.study.db import Database
     from xai_study.study.spec import load_study
 
     study = load_study(args.study)
-    tmp = Path(tempfile.mkdtemp(prefix="xs-load-"))
+    if args.workdir:
+        tmp = Path(args.workdir)
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="xs-load-"))
     db_url = args.db or f"sqlite:///{tmp / 'load.sqlite3'}"
     if args.url and not args.db:
         raise SystemExit("error: --url needs --db (the database the server writes to)")

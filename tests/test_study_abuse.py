@@ -16,8 +16,22 @@ FAST += ["errors"]
 
 
 def _run(study: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPT), "--study", str(study), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    """Run scripts/abuse.py; past ``timeout`` the test fails with what it printed so far
+    and the tails of its server logs (not a bare pytest timeout)."""
+    cmd = [sys.executable, "-u", str(SCRIPT), "--study", str(study), *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or b""
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        logs = []
+        for line in out.splitlines():
+            if line.startswith("work folder: "):
+                for log in sorted(Path(line.split(": ", 1)[1]).rglob("*.log")):
+                    logs.append(f"--- {log}\n{log.read_text(errors='replace')[-1500:]}")
+        pytest.fail(
+            f"abuse.py ran past {timeout} s; it printed:\n{out[-3000:]}\n" + "\n".join(logs)
+        )
 
 
 def test_fast_abuse_cases_pass(tmp_path):
@@ -34,7 +48,7 @@ def test_fast_abuse_cases_pass(tmp_path):
 @pytest.mark.slow
 def test_kill9_and_restart_cases_pass(tmp_path):
     make_study(tmp_path / "tiny", n_sections=2)
-    proc = _run(tmp_path / "tiny", "--cases", "restart,kill9", timeout=900)
+    proc = _run(tmp_path / "tiny", "--cases", "restart,kill9", timeout=780)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert proc.stdout.count("PASS ") == 2
 
