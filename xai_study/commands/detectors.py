@@ -360,9 +360,12 @@ def _print_evaluation(model: str, split: str, run) -> None:
     cal = run.metrics.get("calibration")
     if cal:
         r, c = cal["video"]["raw"], cal["video"]["calibrated"]
-        how = (
-            "raw" if cal["method"] == "identity" else f"{cal['method']} T={cal['temperature']:.3g}"
-        )
+        if cal["method"] == "identity":
+            how = "raw"
+        elif cal["method"] == "temperature":
+            how = f"temperature T={cal['temperature']:.3g}"
+        else:
+            how = f"Platt a={cal['scale']:.3g} b={cal['bias']:+.3g}"
         print(
             f"  video P(fake) calibration ({how}): ECE ({cal['bins']} bins) {r['ece']:.3f} -> "
             f"{c['ece']:.3f}, Brier {r['brier']:.3f} -> {c['brier']:.3f}"
