@@ -7,6 +7,7 @@ runner uses a cluster that is already up, as with ``--ray auto``."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -108,15 +109,24 @@ def test_ray_end_to_end_tests():
     cmd = [sys.executable, "-m", "pytest", __file__, "-m", "slow", "-q", "-p", "no:cacheprovider"]
     # each child test has its own timeout (below), so a hang fails with its traceback
     cmd += ["--timeout", "240", "-o", "timeout_method=thread", "-rA"]
+    # a process group of its own: a child that runs too long is killed with its Ray
+    # services and workers, so nothing is left running for the rest of the suite
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=850)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or b""  # bytes here even with text=True
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        pytest.fail(f"the Ray end-to-end tests ran past 850 s:\n{out[-4000:]}")
-    tail = (proc.stdout + proc.stderr)[-6000:]
+        stdout, stderr = proc.communicate(timeout=850)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the Ray end-to-end tests ran past 850 s:\n{(stdout + stderr)[-4000:]}")
+    finally:  # whatever the child left behind (a child stopped by its test timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    tail = (stdout + stderr)[-6000:]
     assert proc.returncode == 0, tail
-    assert "4 passed" in proc.stdout, tail
+    assert "4 passed" in stdout, tail
 
 
 @pytest.mark.slow
