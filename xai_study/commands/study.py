@@ -85,9 +85,15 @@ the longest side at most --video-size pixels (default 480). The completion code 
 random secret unless --completion-code gives one; it is printed at the end (enter it on
 the recruiting platform).
 
+With --workers N (a local Ray cluster) or --ray auto|ADDRESS the fakes are analysed
+(face clip, detectors, explainers) by Ray workers, as many at once as sections are still
+needed; stimuli, animations and study.yaml are written here, in the sequential order
+(docs/scale.md). Needs the 'cluster' extra.
+
 examples:
   xai-study build-study --data study_data/demo_data/labels.csv --out study_data/demo \\
       --sections 4
+  xai-study build-study --data labels.csv --out study_data/big --sections 20 --workers 4
   xai-study build-study --data videos/labels.csv --out study_data/mine \\
       --model plain=weights/EfficientNetB4_DFDC.pth \\
       --model bonettini=weights/EfficientNetAutoAttB4_DFDC.pth \\
@@ -293,6 +299,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip fakes with a face in fewer than this share of the sampled frames "
         f"(default {_build.DEFAULT_MIN_FACE_COVERAGE:g})",
     )
+    from xai_study.runs.cluster import add_cluster_arguments
+
+    add_cluster_arguments(b, what="fakes' analyses")
     g = b.add_argument_group("recruiting platform and consent (stored in study.yaml)")
     g.add_argument(
         "--completion-code",
@@ -490,9 +499,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from xai_study.runs.cluster import options_from_args
     from xai_study.study.build import Journal, Stimuli, StudySettings, build_study
 
     models = detector_set(args, detector_specs(args))
+    cluster = options_from_args(args)
     if args.shap_samples is not None and args.shap_samples < 2:
         raise StudyError("--shap-samples must be at least 2")
     settings = StudySettings(
@@ -533,6 +544,7 @@ def run_build(args: argparse.Namespace) -> int:
             stimuli=stimuli,
             settings=settings,
             min_face_coverage=args.min_face_coverage,
+            cluster=cluster,
         )
     except KeyboardInterrupt:
         journal = Journal(Path(args.out))

@@ -378,6 +378,51 @@ def analyse_fake(
     )
 
 
+@dataclass
+class AnalyseJob:
+    """:func:`analyse_fake` on a Ray worker (``build-study --workers N``): detectors and
+    MTCNN load once per worker; the driver's preset travels with the job. ``run`` returns
+    ``{"analysis": ...}`` or, for a video problem (the build skips the video),
+    ``{"skip": reason}``; anything else is the worker's error and stops the build."""
+
+    explainers: dict[str, str]
+    specs: dict[str, Any]
+    needed: list[str]
+    preset: str
+    config: dict[str, Any]
+    num_frames: int | None
+    params: dict[str, dict[str, Any]]
+    min_face_coverage: float
+    batch_size: int | None = None
+    _detectors: Any = field(default=None, init=False, repr=False)
+
+    def setup(self, device: str) -> None:
+        from xai_study.runs.detectors import DetectorSet
+        from xai_study.runs.presets import PRESETS
+        from xai_study.video.faces import get_mtcnn
+
+        PRESETS[self.preset] = self.config
+        get_mtcnn(device)
+        self._detectors = DetectorSet(self.specs, device, self.batch_size).load(self.needed)
+
+    def run(self, fake: dict) -> dict[str, Any]:
+        if self._detectors is None:
+            raise RuntimeError("AnalyseJob.run before setup")
+        try:
+            analysis = analyse_fake(
+                fake,
+                self.explainers,
+                self._detectors,
+                preset=self.preset,
+                num_frames=self.num_frames,
+                params=self.params,
+                min_face_coverage=self.min_face_coverage,
+            )
+        except VIDEO_PROBLEMS as exc:
+            return {"skip": _reason(exc, fake)}
+        return {"analysis": analysis}
+
+
 def section_entry(
     sid: str,
     fake: dict,
@@ -538,6 +583,39 @@ class StudySettings:
 
 
 # -- the build -----------------------------------------------------------------------------
+def _analyse_on_ray(
+    fakes, ahead, explainers, detectors, needed, preset, num_frames, params,
+    min_face_coverage, cluster, progress,
+) -> None:  # fmt: skip
+    """The analyses of ``fakes`` by Ray workers, into ``ahead`` (id -> (analysis,
+    reason)); a worker error (not a video problem) stops the build, as it would in a
+    sequential one."""
+    from xai_study.runs.cluster import run_videos
+    from xai_study.runs.presets import preset as preset_config
+
+    job = AnalyseJob(
+        explainers=dict(explainers),
+        specs=dict(detectors.specs),
+        needed=list(needed),
+        preset=preset,
+        config=preset_config(preset),
+        num_frames=num_frames,
+        params=params,
+        min_face_coverage=min_face_coverage,
+        batch_size=detectors.batch_size,
+    )
+
+    def on_result(video: str, out: dict[str, Any]) -> str | None:
+        ahead[video] = (out.get("analysis"), out.get("skip"))
+        return None
+
+    items = [(f["id"], f) for f in fakes]
+    report = run_videos(job, items, cluster, on_result, progress, desc="analyse")
+    if report.failures:
+        f = report.failures[0]
+        raise StudyError(f"analysing {f.video} failed on a Ray worker: {f.error}")
+
+
 def build_study(
     data_csv: Path,
     out_dir: Path,
@@ -559,9 +637,16 @@ def build_study(
     stimuli: Stimuli | None = None,
     settings: StudySettings | None = None,
     min_face_coverage: float = DEFAULT_MIN_FACE_COVERAGE,
+    cluster: Any = None,  # a runs.cluster.ClusterOptions: analyse the fakes on Ray
 ) -> BuildReport:
     """Build the study folder ``out_dir`` (resuming an unfinished build of the same
     settings there); returns a :class:`BuildReport`.
+
+    With ``cluster`` (enabled :class:`~xai_study.runs.cluster.ClusterOptions`) the fakes'
+    analyses (face clip, detectors, explainers: nearly all of the time) run on Ray
+    workers, as many at once as sections are still needed; pairing, stimuli, rendering
+    and the journal stay in this process, in the same order, so the study is the
+    sequential build's.
 
     ``sections`` None: as many as there are usable (fake, real) pairs. ``settings``
     (:class:`StudySettings`) holds the survey's settings; ``title``, ``shown``,
@@ -637,6 +722,36 @@ def build_study(
             }
         )
 
+    on_ray = cluster is not None and cluster.enabled
+    ahead: dict[str, tuple[Any, str | None]] = {}  # fake id -> (analysis, skip reason)
+
+    def analyse(fake: dict) -> tuple[Any, str | None]:
+        """(analysis, None), or (None, reason) for a fake to skip."""
+        if not on_ray:
+            try:
+                return analyse_fake(
+                    fake,
+                    chosen,
+                    detectors,
+                    preset=preset,
+                    num_frames=num_frames,
+                    params=params,
+                    min_face_coverage=min_face_coverage,
+                ), None
+            except VIDEO_PROBLEMS as exc:
+                return None, _reason(exc, fake)
+        if fake["id"] not in ahead:
+            # this fake and the next ones still needed, on the workers at once
+            need = target - len(section_rows)
+            todo = [
+                f
+                for f in pairing.order[pairing.order.index(fake) :]
+                if f["id"] not in done and ("fake", f["id"]) not in skipped
+            ][:need]
+            _analyse_on_ray(todo, ahead, chosen, detectors, needed, preset, num_frames,
+                            params, min_face_coverage, cluster, progress)  # fmt: skip
+        return ahead.pop(fake["id"])
+
     section_rows: list[dict[str, Any]] = []
     resumed = 0
     out_of_reals = 0
@@ -658,18 +773,9 @@ def build_study(
             sid = f"s{len(section_rows) + 1:02d}"
             bar.set_postfix_str(f"{sid} {fake['id']}")
             _remove_section_media(media, sid)
-            try:
-                analysis = analyse_fake(
-                    fake,
-                    chosen,
-                    detectors,
-                    preset=preset,
-                    num_frames=num_frames,
-                    params=params,
-                    min_face_coverage=min_face_coverage,
-                )
-            except VIDEO_PROBLEMS as exc:
-                skip(fake, "fake", _reason(exc, fake))
+            analysis, reason = analyse(fake)
+            if reason is not None:
+                skip(fake, "fake", reason)
                 continue
             real = pairing.real_for(fake)
             while real is not None:
