@@ -408,11 +408,16 @@ class AnalyseJob:
     def run(self, fake: dict) -> dict[str, Any]:
         if self._detectors is None:
             raise RuntimeError("AnalyseJob.run before setup")
+        return self.analyse(fake, self._detectors)
+
+    def analyse(self, fake: dict, detectors) -> dict[str, Any]:
+        """One fake's analysis with ``detectors`` (the sequential build calls this with
+        its own; a worker with those of its :meth:`setup`)."""
         try:
             analysis = analyse_fake(
                 fake,
                 self.explainers,
-                self._detectors,
+                detectors,
                 preset=self.preset,
                 num_frames=self.num_frames,
                 params=self.params,
@@ -583,30 +588,14 @@ class StudySettings:
 
 
 # -- the build -----------------------------------------------------------------------------
-def _analyse_on_ray(
-    fakes, ahead, explainers, detectors, needed, preset, num_frames, params,
-    min_face_coverage, cluster, progress,
-) -> None:  # fmt: skip
-    """The analyses of ``fakes`` by Ray workers, into ``ahead`` (id -> (analysis,
-    reason)); a worker error (not a video problem) stops the build, as it would in a
+def _analyse_on_ray(job: AnalyseJob, fakes, ahead, cluster, progress) -> None:
+    """The analyses of ``fakes`` by Ray workers, into ``ahead`` (id -> the job's
+    result); a worker error (not a video problem) stops the build, as it would in a
     sequential one."""
     from xai_study.runs.cluster import run_videos
-    from xai_study.runs.presets import preset as preset_config
-
-    job = AnalyseJob(
-        explainers=dict(explainers),
-        specs=dict(detectors.specs),
-        needed=list(needed),
-        preset=preset,
-        config=preset_config(preset),
-        num_frames=num_frames,
-        params=params,
-        min_face_coverage=min_face_coverage,
-        batch_size=detectors.batch_size,
-    )
 
     def on_result(video: str, out: dict[str, Any]) -> str | None:
-        ahead[video] = (out.get("analysis"), out.get("skip"))
+        ahead[video] = out
         return None
 
     items = [(f["id"], f) for f in fakes]
@@ -722,35 +711,38 @@ def build_study(
             }
         )
 
+    from xai_study.runs.presets import preset as preset_config
+
     on_ray = cluster is not None and cluster.enabled
-    ahead: dict[str, tuple[Any, str | None]] = {}  # fake id -> (analysis, skip reason)
+    job = AnalyseJob(
+        explainers=dict(chosen),
+        specs=dict(detectors.specs),
+        needed=list(needed),
+        preset=preset,
+        config=preset_config(preset),
+        num_frames=num_frames,
+        params=params,
+        min_face_coverage=min_face_coverage,
+        batch_size=detectors.batch_size,
+    )
+    ahead: dict[str, dict[str, Any]] = {}  # fake id -> its analysis, computed on Ray
 
     def analyse(fake: dict) -> tuple[Any, str | None]:
         """(analysis, None), or (None, reason) for a fake to skip."""
         if not on_ray:
-            try:
-                return analyse_fake(
-                    fake,
-                    chosen,
-                    detectors,
-                    preset=preset,
-                    num_frames=num_frames,
-                    params=params,
-                    min_face_coverage=min_face_coverage,
-                ), None
-            except VIDEO_PROBLEMS as exc:
-                return None, _reason(exc, fake)
-        if fake["id"] not in ahead:
-            # this fake and the next ones still needed, on the workers at once
-            need = target - len(section_rows)
-            todo = [
-                f
-                for f in pairing.order[pairing.order.index(fake) :]
-                if f["id"] not in done and ("fake", f["id"]) not in skipped
-            ][:need]
-            _analyse_on_ray(todo, ahead, chosen, detectors, needed, preset, num_frames,
-                            params, min_face_coverage, cluster, progress)  # fmt: skip
-        return ahead.pop(fake["id"])
+            out = job.analyse(fake, detectors)
+        else:
+            if fake["id"] not in ahead:
+                # this fake and the next ones still needed, on the workers at once
+                need = target - len(section_rows)
+                todo = [
+                    f
+                    for f in pairing.order[pairing.order.index(fake) :]
+                    if f["id"] not in done and ("fake", f["id"]) not in skipped
+                ][:need]
+                _analyse_on_ray(job, todo, ahead, cluster, progress)
+            out = ahead.pop(fake["id"])
+        return out.get("analysis"), out.get("skip")
 
     section_rows: list[dict[str, Any]] = []
     resumed = 0
