@@ -131,6 +131,63 @@ def call(
             time.sleep(0.5)
 
 
+def call_twice(
+    url: str,
+    api: str,
+    data: list,
+    session_hash: str,
+    retry_s: float = 90,
+    wait_s: float = 300,
+) -> list:
+    """A double click as a browser page sends it: the same event submitted twice at once
+    in one Gradio session, both results read from that session's one message stream
+    (``/queue/data``), matched by event id. Returns both outputs.
+
+    Two ``/call`` streams on one session would not do: Gradio's ``/call/<api>/<event>``
+    stream reads the whole session's messages, so one stream can take the other's
+    result, and when the first client closes its stream the server cancels the
+    session's other events. A browser never opens two streams for one page."""
+    deadline = time.time() + retry_s
+    give_up = time.time() + wait_s
+    body = {"data": data, "session_hash": session_hash}
+    while True:
+        try:
+            s = requests.Session()
+            with ThreadPoolExecutor(2) as pool:
+                posts = [
+                    pool.submit(s.post, f"{url}gradio_api/call/{api}", json=body, timeout=60)
+                    for _ in range(2)
+                ]
+                responses = [f.result() for f in posts]
+            for r in responses:
+                r.raise_for_status()
+            waiting = {r.json()["event_id"] for r in responses}
+            results: dict[str, list] = {}
+            stream = f"{url}gradio_api/queue/data"
+            with s.get(stream, params={"session_hash": session_hash}, stream=True, timeout=120) as st:
+                for raw in st.iter_lines(decode_unicode=True):
+                    if time.time() > give_up:
+                        raise CallFailed(f"{api} (double): no result in {wait_s:.0f} s")
+                    if not raw.startswith("data:"):
+                        continue
+                    msg = json.loads(raw.split(":", 1)[1])
+                    if msg.get("msg") == "unexpected_error":
+                        # a restarted server does not know the session: send both again
+                        raise requests.ConnectionError(f"session lost: {msg.get('message')}")
+                    if msg.get("msg") != "process_completed" or msg.get("event_id") not in waiting:
+                        continue
+                    if not msg.get("success"):
+                        raise CallFailed(f"{api} (double): server error {msg.get('output')}")
+                    results[msg["event_id"]] = msg["output"]["data"]
+                    if len(results) == len(waiting):
+                        return list(results.values())
+            raise requests.ConnectionError("stream ended before both results")
+        except requests.RequestException as exc:  # server down or restarting: retry
+            if time.time() > min(deadline, give_up):
+                raise CallFailed(f"{api} (double): {exc}") from exc
+            time.sleep(0.5)
+
+
 class Participant:
     def __init__(self, k: int, rng: random.Random, double: float, think: float = 0.0) -> None:
         self.k = k
@@ -192,19 +249,7 @@ class Participant:
             for api, value in (("q1", q1), ("q2", q2)):
                 t0 = time.perf_counter()
                 if double:  # a double click: the same request twice at once
-                    with ThreadPoolExecutor(2) as pool:
-                        futs = [
-                            pool.submit(
-                                call,
-                                requests.Session(),
-                                url,
-                                api,
-                                [self.token, item, value],
-                                session_hash=self.session_hash,
-                            )
-                            for _ in range(2)
-                        ]
-                        outs = [f.result() for f in futs]
+                    outs = call_twice(url, api, [self.token, item, value], self.session_hash)
                     out = next((o for o in outs if not o[OUT["message"]]), outs[0])
                 else:
                     out = call(
