@@ -164,7 +164,9 @@ def call_twice(
             waiting = {r.json()["event_id"] for r in responses}
             results: dict[str, list] = {}
             stream = f"{url}gradio_api/queue/data"
-            with s.get(stream, params={"session_hash": session_hash}, stream=True, timeout=120) as st:
+            with s.get(
+                stream, params={"session_hash": session_hash}, stream=True, timeout=120
+            ) as st:
                 for raw in st.iter_lines(decode_unicode=True):
                     if time.time() > give_up:
                         raise CallFailed(f"{api} (double): no result in {wait_s:.0f} s")
