@@ -17,12 +17,18 @@ per clip and as medians:
 3. with ``--four``, the wall time of the other three explainers of the paper on the
    first clip, added to SHAP-3D's (target <= 60 s per clip).
 
+``--eval-size N`` also runs SHAP-3D with its masked evaluations at N px (the supervoxel
+parameter ``input_size``), two seeds, and prints how well those values agree with the
+full-size ones (Spearman against the full-size seed 0) beside the full-size seed-to-seed
+Spearman, and the wall time at N px: a cheaper evaluation is worth it only if the first
+is about as high as the second.
+
 ``--input-size`` runs the detector at another input size (a cheaper stand-in when the
 cores are busy: the explanation is then of that input, state it). Timings scale with the
 load on the shared cores (printed).
 
 Usage: ``python benchmarks/bench_shap_convergence.py [--clips 5] [--nsamples 128]
-[--input-size 224] [--threads 2] [--four] [--replay] [--no-clip-method]``
+[--input-size 224] [--eval-size 160] [--threads 2] [--four] [--replay] [--no-clip-method]``
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ def main() -> None:
     parser.add_argument("--nsamples", type=int, default=128, help="coalitions per frame game")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=0, help="detector input (0: its own)")
+    parser.add_argument("--eval-size", type=int, default=0, help="also SHAP-3D at this size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--four", action="store_true", help="time the other three explainers")
     parser.add_argument("--replay", action="store_true", help="replay the batches alone")
@@ -116,6 +123,13 @@ def main() -> None:
             "ratio": wall_a / max(xa["model_seconds"], 1e-9),
             "ratio_b": wall_b / max(xb["model_seconds"], 1e-9),
         }
+        if args.eval_size:
+            small = {**params, "input_size": args.eval_size}
+            c, row["small_wall"] = run(det, frames, small, seed=0)
+            d, _ = run(det, frames, small, seed=1)
+            row["small_vs_full"] = rank_correlation(xa["values"], c.extra["values"])
+            row["small_vs_full_b"] = rank_correlation(xa["values"], d.extra["values"])
+            row["small_seeds"] = rank_correlation(c.extra["values"], d.extra["values"])
         if args.replay:
             row["replay_ratio"] = wall_a / replay(det, frames, xa["batch_sizes"])
         if not args.no_clip_method:
@@ -155,6 +169,13 @@ def main() -> None:
                 f"{row['clip_evals']} frame evaluations: two seeds Spearman "
                 f"{row['clip_spearman']:.3f}"
             )
+        if "small_wall" in row:
+            line += (
+                f"; at {args.eval_size} px: wall {row['small_wall']:.1f} s, Spearman with "
+                f"full size seed 0: {row['small_vs_full']:.3f} (seed 0) "
+                f"{row['small_vs_full_b']:.3f} (seed 1), its own two seeds "
+                f"{row['small_seeds']:.3f}"
+            )
         if "four" in row:
             parts = ", ".join(f"{k} {v:.1f} s" for k, v in row["others"].items())
             line += f"; four explainers {row['four']:.1f} s ({parts})"
@@ -170,6 +191,13 @@ def main() -> None:
         f"{med('evals'):.0f}; wall {med('wall'):.1f} s; wall/model {med('ratio'):.3f} "
         "(target <= 1.10)"
     )
+    if args.eval_size:
+        print(
+            f"at {args.eval_size} px: wall {med('small_wall'):.1f} s; Spearman with the "
+            f"full size {med('small_vs_full'):.3f} / {med('small_vs_full_b'):.3f} (seed 0 / "
+            f"1) against full-size seed-to-seed {med('spearman'):.3f}; own seeds "
+            f"{med('small_seeds'):.3f}"
+        )
     if not args.no_clip_method:
         print(
             f"whole-clip Kernel SHAP at {med('clip_evals'):.0f} frame evaluations: two-seed "

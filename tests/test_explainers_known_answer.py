@@ -166,3 +166,34 @@ def test_gradcam_keeps_intensity_differences_between_frames():
     from xai_study.maps import normalise
 
     np.testing.assert_allclose(expl.normalised, normalise(expl.maps), rtol=1e-6, atol=1e-7)
+
+
+def test_game_input_size_evaluates_the_detector_at_that_size():
+    import torch
+
+    from xai_study.detectors import create_detector
+
+    torch.manual_seed(2)
+    det = create_detector("plain", input_size=64)
+    clip = textured_clip(3, 64, seed=7)
+    seg = supervoxels(clip, n_segments=12, compactness=30.0, temporal_spacing=64.0, scale=1.0)
+    base = np.zeros_like(clip)
+    rng = np.random.default_rng(1)
+    z = rng.integers(0, 2, (6, int(seg.max()) + 1))
+    own = CoalitionGame(det, clip, seg, base)(z)
+    small = CoalitionGame(det, clip, seg, base, input_size=32)(z)
+    det.config["input_size"] = 32  # the detector itself at 32 px: the reference
+    direct = [
+        det.frame_logits(CoalitionGame(det, clip, seg, base).masked_clip(r)).mean() for r in z
+    ]
+    np.testing.assert_allclose(small, direct, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(small, own, atol=1e-4)  # the size did change what was asked
+
+
+@pytest.mark.parametrize("bad", [1, 31, -5])
+def test_supervoxel_input_size_below_32_is_refused(bad):
+    from xai_study.errors import XaiStudyError
+
+    det = make_region_detector(input_size=32)
+    with pytest.raises(XaiStudyError, match="input_size"):
+        create_explainer("shap3d", det, input_size=bad)

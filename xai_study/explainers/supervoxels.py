@@ -16,7 +16,7 @@ grows with the number of coalitions.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class CoalitionGame:
         sign: float = 1.0,
         batch_size: int = 16,
         progress=None,
+        input_size: int = 0,
     ):
         if segments.shape != frames.shape[:3] or baseline.shape != frames.shape:
             raise ValueError("frames, segments and baseline do not match")
@@ -100,6 +101,9 @@ class CoalitionGame:
         self.segments = segments
         self.sign = float(sign)
         self.batch_size = max(1, int(batch_size))
+        # input size of the masked evaluations (0: the detector's own); every value of
+        # the game, the end points included, is then of the detector at this size
+        self.input_size = int(input_size or 0)
         self.progress = progress
         self.progress_at = 0.0  # fraction reported by frame_values' batches (caller's)
         self.n_segments = int(segments.max()) + 1
@@ -129,7 +133,15 @@ class CoalitionGame:
 
         batch = np.stack([self.masked_frame(t, c) for _, t, c in jobs])
         start = time.perf_counter()
-        logits = batched_logits(self.detector, batch, batch_size=len(batch))
+        inputs: Any = batch  # uint8 frames, or a tensor already at input_size
+        if self.input_size and self.input_size != self.detector.input_size:
+            from xai_study.detectors.contract import detector_device, preprocess_frames
+
+            det = self.detector
+            inputs = preprocess_frames(
+                batch, self.input_size, det.mean, det.std, detector_device(det)
+            )
+        logits = batched_logits(self.detector, inputs, batch_size=len(batch))
         self.model_seconds += time.perf_counter() - start
         for (key, _, _), value in zip(jobs, logits, strict=True):
             self.cache[key] = float(value)
@@ -243,6 +255,7 @@ SUPERVOXEL_DEFAULTS = {
     "baseline": "blur",
     "blur_sigma": 0.0,
     "batch_size": 0,
+    "input_size": 0,
     "paint": "total",
     "seed": 0,
 }
@@ -267,6 +280,10 @@ class SupervoxelExplainer(Explainer):
         check_positive_int("n_segments", p["n_segments"], 2)
         check_choice("baseline", p["baseline"], BASELINES)
         check_positive_int("batch_size", p["batch_size"], 0)
+        if 0 < check_positive_int("input_size", p["input_size"], 0) < 32:
+            raise XaiStudyError(
+                f"input_size must be 0 (the detector's own) or at least 32, got {p['input_size']}"
+            )
         check_choice("paint", p["paint"], PAINTS)
 
     def game(self, frames: np.ndarray, sign: float = 1.0, progress=None) -> CoalitionGame:
@@ -287,6 +304,7 @@ class SupervoxelExplainer(Explainer):
             sign=sign,
             batch_size=int(p["batch_size"]) or batch_size_of(self.detector),
             progress=progress,
+            input_size=int(p["input_size"]),
         )
         if game.n_segments < 2:
             raise XaiStudyError("the clip has fewer than 2 supervoxels: nothing to explain")
