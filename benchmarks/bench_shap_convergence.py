@@ -1,8 +1,8 @@
 """SHAP-3D convergence at demo cost: per-frame games against whole-clip Kernel SHAP.
 
-For the ``fast`` preset's supervoxels (16 frames, 224 px, n_segments / compactness /
-temporal_spacing from ``PRESETS['fast']``), the demo plain detector and the first N
-demo test fakes (``study_data/demo_data/labels.csv``, split test, label fake), prints
+For a preset's supervoxels (``--preset fast``: 16 frames, 224 px; ``paper``: 32
+frames; n_segments / compactness / temporal_spacing / nsamples from ``PRESETS``), the
+demo plain detector and the first N demo test fakes (``study_data/demo_data/labels.csv``, split test, label fake), prints
 per clip and as medians:
 
 1. SHAP-3D (``method="frames"``, ``--nsamples`` coalitions per frame game) run with two
@@ -21,14 +21,16 @@ per clip and as medians:
 parameter ``input_size``), two seeds, and prints how well those values agree with the
 full-size ones (Spearman against the full-size seed 0) beside the full-size seed-to-seed
 Spearman, and the wall time at N px: a cheaper evaluation is worth it only if the first
-is about as high as the second.
+is about as high as the second. ``--precision bfloat16`` does the same for masked
+evaluations under bfloat16 autocast (the two options combine).
 
 ``--input-size`` runs the detector at another input size (a cheaper stand-in when the
 cores are busy: the explanation is then of that input, state it). Timings scale with the
 load on the shared cores (printed).
 
-Usage: ``python benchmarks/bench_shap_convergence.py [--clips 5] [--nsamples 128]
-[--input-size 224] [--eval-size 160] [--threads 2] [--four] [--replay] [--no-clip-method]``
+Usage: ``python benchmarks/bench_shap_convergence.py [--clips 5] [--preset fast]
+[--nsamples 384] [--base-precision float32] [--input-size 224] [--eval-size 160]
+[--precision bfloat16] [--threads 2] [--four] [--replay] [--no-clip-method]``
 """
 
 from __future__ import annotations
@@ -74,10 +76,25 @@ def replay(det, frames, sizes) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=5)
-    parser.add_argument("--nsamples", type=int, default=128, help="coalitions per frame game")
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--preset", choices=("fast", "paper"), default="fast")
+    parser.add_argument(
+        "--nsamples", type=int, default=0, help="coalitions per frame game (0: the preset's)"
+    )
+    parser.add_argument("--frames", type=int, default=0, help="frames (0: the preset's)")
+    parser.add_argument(
+        "--base-precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="precision of the main two-seed runs (float32: the reference)",
+    )
     parser.add_argument("--input-size", type=int, default=0, help="detector input (0: its own)")
     parser.add_argument("--eval-size", type=int, default=0, help="also SHAP-3D at this size")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="also SHAP-3D with the masked evaluations in this precision (bfloat16 autocast)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--four", action="store_true", help="time the other three explainers")
     parser.add_argument("--replay", action="store_true", help="replay the batches alone")
@@ -96,9 +113,12 @@ def main() -> None:
     det = load_detector("plain")
     if args.input_size:
         det.config["input_size"] = int(args.input_size)
-    fast = PRESETS["fast"]["explainer_params"]["shap3d"]
+    chosen = PRESETS[args.preset]
+    fast = chosen["explainer_params"]["shap3d"]
     seg = {k: fast[k] for k in ("n_segments", "compactness", "temporal_spacing") if k in fast}
-    params = {**seg, "method": "frames", "nsamples": args.nsamples}
+    nsamples = args.nsamples or int(fast["nsamples"])
+    params = {**seg, "method": "frames", "nsamples": nsamples, "precision": args.base_precision}
+    n_frames = args.frames or int(chosen["frames"])
     load = os.getloadavg()
     print(
         f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
@@ -106,9 +126,18 @@ def main() -> None:
         f"{det.config['backbone']} at {det.input_size} px"
     )
     print(f"SHAP-3D params: {params}")
+    variant = {}
+    if args.eval_size:
+        variant["input_size"] = args.eval_size
+    if args.precision != "float32":
+        variant["precision"] = args.precision
+    vname = ", ".join(
+        ([f"{args.eval_size} px"] if args.eval_size else [])
+        + ([args.precision] if args.precision != "float32" else [])
+    )
     rows = []
     for video_id, path in demo_fakes(args.clips):
-        frames = extract_face_clip(str(path), num_frames=args.frames, size=224).frames
+        frames = extract_face_clip(str(path), num_frames=n_frames, size=224).frames
         a, wall_a = run(det, frames, params, seed=0)
         b, wall_b = run(det, frames, params, seed=1)
         xa, xb = a.extra, b.extra
@@ -123,13 +152,14 @@ def main() -> None:
             "ratio": wall_a / max(xa["model_seconds"], 1e-9),
             "ratio_b": wall_b / max(xb["model_seconds"], 1e-9),
         }
-        if args.eval_size:
-            small = {**params, "input_size": args.eval_size}
+        if variant:
+            small = {**params, **variant}
             c, row["small_wall"] = run(det, frames, small, seed=0)
             d, _ = run(det, frames, small, seed=1)
             row["small_vs_full"] = rank_correlation(xa["values"], c.extra["values"])
             row["small_vs_full_b"] = rank_correlation(xa["values"], d.extra["values"])
             row["small_seeds"] = rank_correlation(c.extra["values"], d.extra["values"])
+            row["small_ratio"] = row["small_wall"] / max(c.extra["model_seconds"], 1e-9)
         if args.replay:
             row["replay_ratio"] = wall_a / replay(det, frames, xa["batch_sizes"])
         if not args.no_clip_method:
@@ -148,7 +178,7 @@ def main() -> None:
                 other = det if arch == "plain" else load_detector(arch)
                 if args.input_size:
                     other.config["input_size"] = int(args.input_size)
-                kw = PRESETS["fast"]["explainer_params"].get(name, {})
+                kw = chosen["explainer_params"].get(name, {})
                 t0 = time.perf_counter()
                 create_explainer(name, other, **kw).explain(frames)
                 others[name] = time.perf_counter() - t0
@@ -171,14 +201,17 @@ def main() -> None:
             )
         if "small_wall" in row:
             line += (
-                f"; at {args.eval_size} px: wall {row['small_wall']:.1f} s, Spearman with "
+                f"; at {vname}: wall {row['small_wall']:.1f} s, Spearman with "
                 f"full size seed 0: {row['small_vs_full']:.3f} (seed 0) "
                 f"{row['small_vs_full_b']:.3f} (seed 1), its own two seeds "
-                f"{row['small_seeds']:.3f}"
+                f"{row['small_seeds']:.3f}; wall/model {row['small_ratio']:.3f}"
             )
         if "four" in row:
             parts = ", ".join(f"{k} {v:.1f} s" for k, v in row["others"].items())
             line += f"; four explainers {row['four']:.1f} s ({parts})"
+            if "small_wall" in row:
+                four = row["small_wall"] + sum(row["others"].values())
+                line += f"; four explainers with SHAP-3D at {vname}: {four:.1f} s"
         print(line, flush=True)
 
     def med(key):
@@ -191,12 +224,12 @@ def main() -> None:
         f"{med('evals'):.0f}; wall {med('wall'):.1f} s; wall/model {med('ratio'):.3f} "
         "(target <= 1.10)"
     )
-    if args.eval_size:
+    if variant:
         print(
-            f"at {args.eval_size} px: wall {med('small_wall'):.1f} s; Spearman with the "
+            f"at {vname}: wall {med('small_wall'):.1f} s; Spearman with the "
             f"full size {med('small_vs_full'):.3f} / {med('small_vs_full_b'):.3f} (seed 0 / "
             f"1) against full-size seed-to-seed {med('spearman'):.3f}; own seeds "
-            f"{med('small_seeds'):.3f}"
+            f"{med('small_seeds'):.3f}; wall/model {med('small_ratio'):.3f}"
         )
     if not args.no_clip_method:
         print(

@@ -157,6 +157,45 @@ def test_batched_logits_runs_convolutional_detectors_channels_last() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
+def test_batched_logits_bfloat16_autocast_is_close_to_float32() -> None:
+    """bfloat16 really runs (the logits change) and stays near float32; other names fail."""
+    torch.manual_seed(0)
+    det = create_detector("plain", input_size=32).eval()
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    full = batched_logits(det, frames, 2)
+    half = batched_logits(det, frames, 2, precision="bfloat16")
+    assert half.dtype == np.float32 and half.shape == (5,)
+    assert not np.array_equal(full, half)
+    # bfloat16 keeps 8 bits of mantissa: a few 1e-3 on logits of about 0.1
+    np.testing.assert_allclose(half, full, rtol=0.05, atol=0.02)
+    assert np.corrcoef(full, half)[0, 1] > 0.95
+    with pytest.raises(ValueError, match="precision"):
+        batched_logits(det, frames, 2, precision="float16")
+
+
+@pytest.mark.parametrize(
+    ("caps", "want"),
+    [
+        ({"avx512_bf16": True}, "bfloat16"),
+        ({"amx_bf16": True, "avx512_bf16": False}, "bfloat16"),
+        ({"avx512_bf16": False, "avx2": True}, "float32"),
+        ({}, "float32"),
+    ],
+)
+def test_auto_precision_follows_the_cpu(monkeypatch, caps, want) -> None:
+    """``auto`` is bfloat16 only where the CPU computes it natively (emulated bfloat16
+    is slower than float32); explicit choices are kept, unknown ones refused."""
+    from xai_study.detectors.contract import native_bfloat16, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert native_bfloat16("cpu") is (want == "bfloat16")
+    assert resolve_precision("auto", "cpu") == want
+    assert resolve_precision("float32", "cpu") == "float32"
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", "cpu")
+
+
 def test_detectors_without_4d_weights_are_left_in_their_layout() -> None:
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 1))
     assert not use_channels_last(linear)

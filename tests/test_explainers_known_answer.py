@@ -197,3 +197,56 @@ def test_supervoxel_input_size_below_32_is_refused(bad):
     det = make_region_detector(input_size=32)
     with pytest.raises(XaiStudyError, match="input_size"):
         create_explainer("shap3d", det, input_size=bad)
+
+
+def test_game_precision_reaches_the_detector():
+    """``precision="bfloat16"`` evaluates the masked frames under bfloat16 autocast: the
+    game's values are those of batched_logits in bfloat16, near but not equal to float32."""
+    import torch
+
+    from xai_study.detectors import create_detector
+    from xai_study.detectors.contract import batched_logits
+
+    torch.manual_seed(0)
+    det = create_detector("plain", input_size=32).eval()
+    rng = np.random.default_rng(1)
+    clip = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    seg = np.zeros((2, 32, 32), dtype=np.int32)
+    seg[:, :, 16:] = 1
+    base = np.zeros_like(clip)
+    z = np.array([[1, 0], [0, 1], [1, 1]])
+    full = CoalitionGame(det, clip, seg, base)(z)
+    game = CoalitionGame(det, clip, seg, base, precision="bfloat16")
+    half = game(z)
+    masked = np.stack([game.masked_clip(row) for row in z]).reshape(-1, 32, 32, 3)
+    want = batched_logits(det, masked, len(masked), precision="bfloat16").reshape(3, 2)
+    np.testing.assert_allclose(half, want.mean(axis=1), rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(half, full)
+    np.testing.assert_allclose(half, full, rtol=0.05, atol=0.02)
+
+
+def test_supervoxel_precision_must_be_known():
+    from xai_study.errors import XaiStudyError
+
+    det = make_region_detector(input_size=32)
+    create_explainer("shap3d", det, precision="bfloat16")  # accepted
+    create_explainer("shap3d", det, precision="auto")
+    with pytest.raises(XaiStudyError, match="precision"):
+        create_explainer("lime3d", det, precision="half")
+
+
+@pytest.mark.parametrize("name", ["shap3d", "lime3d"])
+def test_the_resolved_precision_is_reported(monkeypatch, name):
+    """``precision="auto"`` shows in the convergence figure (summary.json, study
+    metadata) as what actually ran."""
+    import torch
+
+    det = make_region_detector(input_size=32)
+    clip = textured_clip(2, 32)
+    for caps, want in (({"avx512_bf16": True}, "bfloat16"), ({}, "float32")):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        small = {"nsamples": 8} if name == "shap3d" else {"num_samples": 8}
+        expl = create_explainer(name, det, n_segments=6, precision="auto", **small).explain(clip)
+        assert expl.extra["convergence"]["precision"] == want
+        assert expl.extra["precision"] == want
+        assert expl.summary()["params"]["precision"] == "auto"

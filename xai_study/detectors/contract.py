@@ -221,8 +221,45 @@ def detector_device(detector: FrameClassifier) -> torch.device:
         return torch.device("cpu")
 
 
+#: Numeric precisions of the batched logit loop: ``float32`` (exact) or ``bfloat16``
+#: autocast (faster on CPUs with AVX-512 BF16 or AMX and on recent GPUs; logits differ
+#: by about 1e-2). ``auto`` (explainer parameter only) picks ``bfloat16`` where the
+#: hardware computes it natively (:func:`native_bfloat16`), else ``float32``.
+PRECISIONS = ("float32", "bfloat16")
+
+
+def native_bfloat16(device: Any = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 natively, so that autocast speeds it up: a
+    CUDA GPU that supports it, or a CPU with AVX-512 BF16 or AMX BF16 instructions.
+    Elsewhere bfloat16 is emulated (slower than float32) and this is ``False``."""
+    import torch
+
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device.type == "cpu":
+            caps = torch.cpu.get_capabilities()
+            return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    except (AttributeError, RuntimeError):  # older torch or no capability report
+        return False
+    return False
+
+
+def resolve_precision(precision: str, device: Any = "cpu") -> str:
+    """``float32`` or ``bfloat16`` for a requested ``float32`` / ``bfloat16`` / ``auto``."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {(*PRECISIONS, 'auto')}, got {precision!r}")
+    return precision
+
+
 def batched_logits(
-    detector: FrameClassifier, inputs: np.ndarray | torch.Tensor, batch_size: int
+    detector: FrameClassifier,
+    inputs: np.ndarray | torch.Tensor,
+    batch_size: int,
+    precision: str = "float32",
 ) -> np.ndarray:
     """The one batched logit loop: ``(N,)`` float32 fake logits, without gradients.
 
@@ -231,16 +268,28 @@ def batched_logits(
     (split into batches of ``batch_size``). Each batch moves to the detector's device,
     goes through ``detector(x)`` and comes back as float32. The detector's mode (eval or
     train) is left as it is: callers choose it. The batch size is explicit because
-    convolutions may round differently for different batch sizes.
+    convolutions may round differently for different batch sizes. ``precision``
+    ``"bfloat16"`` runs the forward pass under ``torch.autocast`` in bfloat16 (an opt-in
+    speed-up for the black-box explainers; ``benchmarks/bench_shap_convergence.py
+    --precision bfloat16`` measures what it does to the explanation).
     """
+    import contextlib
+
     import torch
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = detector_device(detector)
     channels_last = use_channels_last(detector)
     out: list[np.ndarray] = []
-    with torch.inference_mode():
+    cast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if precision == "bfloat16"
+        else contextlib.nullcontext()
+    )
+    with torch.inference_mode(), cast:
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]
             x = chunk if isinstance(chunk, torch.Tensor) else detector.preprocess(chunk)

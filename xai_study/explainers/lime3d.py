@@ -75,7 +75,7 @@ class Lime3D(SupervoxelExplainer):
             figure = split_half_figure(a, b, "lime")
         else:
             figure = {"method": "lime", "split_half_spearman": None, "agreement": None}
-        figure.update(frame_evaluations=game.frames_evaluated, samples=n)
+        figure.update(frame_evaluations=game.frames_evaluated, samples=n, precision=game.precision)
         extra = {
             "segments": game.segments,
             "values": weights,

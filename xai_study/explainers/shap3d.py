@@ -137,6 +137,7 @@ class Shap3D(SupervoxelExplainer):
         figure.update(
             frame_evaluations=stats["frames_evaluated"],
             estimator=self.params["method"],
+            precision=game.precision,
         )
         extra = {
             "segments": game.segments,

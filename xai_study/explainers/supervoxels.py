@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xai_study.detectors.contract import PRECISIONS
 from xai_study.errors import XaiStudyError
 from xai_study.explainers.base import (
     BASELINES,
@@ -92,6 +93,7 @@ class CoalitionGame:
         batch_size: int = 16,
         progress=None,
         input_size: int = 0,
+        precision: str = "float32",
     ):
         if segments.shape != frames.shape[:3] or baseline.shape != frames.shape:
             raise ValueError("frames, segments and baseline do not match")
@@ -104,6 +106,10 @@ class CoalitionGame:
         # input size of the masked evaluations (0: the detector's own); every value of
         # the game, the end points included, is then of the detector at this size
         self.input_size = int(input_size or 0)
+        # "float32", or "bfloat16" autocast in batched_logits ("auto": by the hardware)
+        from xai_study.detectors.contract import detector_device, resolve_precision
+
+        self.precision = resolve_precision(precision, detector_device(detector))
         self.progress = progress
         self.progress_at = 0.0  # fraction reported by frame_values' batches (caller's)
         self.n_segments = int(segments.max()) + 1
@@ -141,7 +147,9 @@ class CoalitionGame:
             inputs = preprocess_frames(
                 batch, self.input_size, det.mean, det.std, detector_device(det)
             )
-        logits = batched_logits(self.detector, inputs, batch_size=len(batch))
+        logits = batched_logits(
+            self.detector, inputs, batch_size=len(batch), precision=self.precision
+        )
         self.model_seconds += time.perf_counter() - start
         for (key, _, _), value in zip(jobs, logits, strict=True):
             self.cache[key] = float(value)
@@ -243,6 +251,7 @@ class CoalitionGame:
             "batches": self.batches,
             "batch_sizes": list(self.batch_sizes),
             "model_seconds": self.model_seconds,
+            "precision": self.precision,
         }
 
 
@@ -256,6 +265,7 @@ SUPERVOXEL_DEFAULTS = {
     "blur_sigma": 0.0,
     "batch_size": 0,
     "input_size": 0,
+    "precision": "float32",
     "paint": "total",
     "seed": 0,
 }
@@ -285,6 +295,7 @@ class SupervoxelExplainer(Explainer):
                 f"input_size must be 0 (the detector's own) or at least 32, got {p['input_size']}"
             )
         check_choice("paint", p["paint"], PAINTS)
+        check_choice("precision", p["precision"], (*PRECISIONS, "auto"))
 
     def game(self, frames: np.ndarray, sign: float = 1.0, progress=None) -> CoalitionGame:
         p = self.params
@@ -305,6 +316,7 @@ class SupervoxelExplainer(Explainer):
             batch_size=int(p["batch_size"]) or batch_size_of(self.detector),
             progress=progress,
             input_size=int(p["input_size"]),
+            precision=str(p["precision"]),
         )
         if game.n_segments < 2:
             raise XaiStudyError("the clip has fewer than 2 supervoxels: nothing to explain")
