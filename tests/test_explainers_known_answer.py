@@ -250,3 +250,5 @@ def test_the_resolved_precision_is_reported(monkeypatch, name):
         assert expl.extra["convergence"]["precision"] == want
         assert expl.extra["precision"] == want
         assert expl.summary()["params"]["precision"] == "auto"
+        # the verdict's score is the detector's own float32 one, whatever the game ran in
+        assert expl.score == pytest.approx(det.video_score(clip), rel=1e-6)

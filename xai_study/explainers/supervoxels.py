@@ -224,7 +224,12 @@ class CoalitionGame:
         return np.array([self.cache[self._key(t, full)] for t in range(len(self.frames))])
 
     def video_score(self) -> float:
-        """Video P(fake) of the unmasked clip with the detector's own aggregation."""
+        """Video P(fake) of the unmasked clip with the detector's own aggregation: the
+        verdict's score, so always the detector at its own size in float32 (computed
+        afresh when the game evaluates at another ``input_size`` or in bfloat16)."""
+        own_size = not self.input_size or self.input_size == self.detector.input_size
+        if self.precision != "float32" or not own_size:
+            return float(self.detector.video_score(self.frames))
         return float(self.detector.aggregate(self.clip_logits()))
 
     def paint(self, values: np.ndarray, paint: str = "total") -> np.ndarray:
