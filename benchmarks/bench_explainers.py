@@ -119,7 +119,8 @@ def main() -> None:
         t0 = time.perf_counter()
         for i, b in enumerate(sizes):
             start = (i * 7) % len(frames)
-            batched_logits(det, pool[start : start + b], batch_size=b)
+            # in the precision the game ran in (the preset's "auto" may pick bfloat16)
+            batched_logits(det, pool[start : start + b], batch_size=b, precision=x["precision"])
         model_times.append(time.perf_counter() - t0)
         inside.append(x["model_seconds"])
     shap_wall, model_only = min(shap_times), min(model_times)
@@ -132,7 +133,8 @@ def main() -> None:
         f"{x['frames_without_cache'] / max(x['frames_evaluated'], 1):.2f}x more)"
     )
     print(
-        f"  SHAP-3D wall time: {shap_wall:.2f} s; same batched model evaluations alone: "
+        f"  SHAP-3D wall time ({x['precision']}): {shap_wall:.2f} s; same batched model "
+        "evaluations alone: "
         f"{model_only:.2f} s"
     )
     print(
