@@ -74,6 +74,8 @@ def replay(det, frames, sizes) -> float:
 
 
 def main() -> None:
+    from xai_study.detectors.contract import PRECISIONS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--preset", choices=("fast", "paper"), default="fast")
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=0, help="frames (0: the preset's)")
     parser.add_argument(
         "--base-precision",
-        choices=("float32", "bfloat16"),
+        choices=PRECISIONS,
         default="float32",
         help="precision of the main two-seed runs (float32: the reference)",
     )
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--eval-size", type=int, default=0, help="also SHAP-3D at this size")
     parser.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
+        choices=PRECISIONS,
         default="float32",
         help="also SHAP-3D with the masked evaluations in this precision (bfloat16 autocast)",
     )
