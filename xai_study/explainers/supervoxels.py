@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xai_study.detectors.contract import PRECISIONS
+from xai_study.detectors.contract import PRECISIONS, detector_device, resolve_precision
 from xai_study.errors import XaiStudyError
 from xai_study.explainers.base import (
     BASELINES,
@@ -107,8 +107,6 @@ class CoalitionGame:
         # the game, the end points included, is then of the detector at this size
         self.input_size = int(input_size or 0)
         # "float32", or "bfloat16" autocast in batched_logits ("auto": by the hardware)
-        from xai_study.detectors.contract import detector_device, resolve_precision
-
         self.precision = resolve_precision(precision, detector_device(detector))
         self.progress = progress
         self.progress_at = 0.0  # fraction reported by frame_values' batches (caller's)
@@ -141,7 +139,7 @@ class CoalitionGame:
         start = time.perf_counter()
         inputs: Any = batch  # uint8 frames, or a tensor already at input_size
         if self.input_size and self.input_size != self.detector.input_size:
-            from xai_study.detectors.contract import detector_device, preprocess_frames
+            from xai_study.detectors.contract import preprocess_frames
 
             det = self.detector
             inputs = preprocess_frames(
