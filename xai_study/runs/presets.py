@@ -54,8 +54,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "faithfulness_steps": 20,
         "explainer_params": {
             # about 44 supervoxels a frame: 512 per frame gave a two-seed Spearman of 0.82
-            # (2 clips), 2048 gave 0.935 (1 clip); 4096 is predicted to reach about 0.95
-            # but was not measured (about 117,000 frame evaluations: a GPU preset)
+            # (2 clips), 2048 gave 0.935 (1 clip), 4096 gave 0.971 and 0.958 (2 clips, in
+            # bfloat16; about 119,000 frame evaluations, 20 min a seed on 2 CPU cores)
             "shap3d": {
                 "n_segments": 128,
                 "temporal_spacing": 4.0,
